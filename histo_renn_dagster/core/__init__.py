@@ -1,0 +1,1 @@
+"""Plain-Python science and I/O. Nothing under ``core`` imports dagster (a test enforces it)."""

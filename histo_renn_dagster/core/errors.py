@@ -1,0 +1,131 @@
+"""Named exceptions. Every message says which item failed, what was expected and what was found."""
+
+from __future__ import annotations
+
+
+class HistoRennError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+# --- GDC -----------------------------------------------------------------------------------------
+
+
+class GDCError(HistoRennError):
+    """Anything that went wrong talking to the GDC API (real or emulated)."""
+
+
+class GDCHTTPError(GDCError):
+    """The GDC answered with a non-2xx status (after the retry budget, if it was retryable)."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class GDCResponseError(GDCError):
+    """A 2xx answer whose body is not what the GDC documents (not JSON, missing envelope, ...)."""
+
+
+class DownloadError(GDCError):
+    """A file could not be downloaded completely; nothing final was written."""
+
+    def __init__(self, message: str, *, file_id: str | None = None) -> None:
+        super().__init__(message)
+        self.file_id = file_id
+
+
+class ChecksumError(DownloadError):
+    """Downloaded bytes do not match the advertised size or md5."""
+
+
+class ManifestError(HistoRennError):
+    """A GDC manifest file is malformed."""
+
+
+class BarcodeError(HistoRennError, ValueError):
+    """A string is not a TCGA barcode of the expected kind."""
+
+
+class STARCountsError(HistoRennError):
+    """A STAR-Counts gene expression file is malformed."""
+
+
+class MissingGeneError(STARCountsError, KeyError):
+    """A requested gene is absent from a STAR-Counts file."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsafePathError(HistoRennError, ValueError):
+    """A name coming from remote data would write outside its destination directory."""
+
+
+class GDCRecordError(GDCResponseError, ValueError):
+    """A /files hit cannot become a SlideFile/ExpressionFile: a required field is missing, or its
+    barcodes contradict its case/sample fields. The message names the file id."""
+
+
+class MatchingError(HistoRennError, ValueError):
+    """Slide and expression records cannot be matched (e.g. one file id given twice)."""
+
+
+class GDCFilterError(GDCError, ValueError):
+    """A GDC filter or search specification is malformed (empty field name, empty value list, ...)."""
+
+
+# --- GDC emulator --------------------------------------------------------------------------------
+
+
+class EmulatorError(HistoRennError):
+    """The local GDC emulator was given an unusable catalogue, cohort name or setting."""
+
+
+class FaultSpecError(EmulatorError, ValueError):
+    """A fault-injection spec string does not follow the grammar in ``emulator/faults.py``."""
+
+
+class GDCQueryError(EmulatorError, ValueError):
+    """A search request (filters, fields, sort, size/from, format, body) is malformed.
+
+    The emulator answers it with HTTP 400 and ``{"message": str(error)}``.
+    """
+
+
+# --- Whole-slide images --------------------------------------------------------------------------
+
+
+class SlideError(HistoRennError):
+    """Anything wrong with a whole-slide image file or its tiling."""
+
+
+class SlideOpenError(SlideError):
+    """A file could not be opened as a slide (truncated, not a slide format, unreadable)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class MissingResolutionError(SlideError):
+    """A slide carries no microns-per-pixel information and no override was given."""
+
+
+class ResolutionError(SlideError, ValueError):
+    """A slide's resolution is implausible or too coarse for the requested tiling."""
+
+
+class TileStoreError(SlideError):
+    """An HDF5 tile store is missing, malformed or has inconsistent shapes."""
+
+
+class CatalogueDataError(EmulatorError, ValueError):
+    """The emulator's packaged cohort tables are inconsistent, or a cohort/subset is unknown."""
+
+
+# --- Synthetic slides (emulator) -----------------------------------------------------------------
+
+
+class SlideSpecError(HistoRennError, ValueError):
+    """A synthetic slide specification is invalid (size, resolution, stain or density)."""
