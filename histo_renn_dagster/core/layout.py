@@ -7,22 +7,11 @@ after :func:`histo_renn_dagster.core.gdc.paths.safe_file_name` has cleaned them.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from histo_renn_dagster.core.errors import UnsafePathError
-
-
-def _checked_file_id(file_id: str) -> str:
-    """A GDC file id must be a canonical lower-case UUID before it becomes a directory name."""
-    try:
-        canonical = str(uuid.UUID(file_id))
-    except (ValueError, AttributeError, TypeError):
-        raise UnsafePathError(f"file id {file_id!r} is not a UUID") from None
-    if canonical != file_id:
-        raise UnsafePathError(f"file id {file_id!r} is not in canonical lower-case UUID form")
-    return file_id
+from histo_renn_dagster.core.gdc.paths import check_file_id
 
 
 @dataclass(frozen=True)
@@ -52,16 +41,16 @@ class LakeLayout:
         return self.root / "reports"
 
     def slide_dir(self, file_id: str) -> Path:
-        return self.slides_dir / _checked_file_id(file_id)
+        return self.slides_dir / check_file_id(file_id)
 
     def tiles_path(self, file_id: str) -> Path:
-        return self.root / "tiles" / f"{_checked_file_id(file_id)}.h5"
+        return self.root / "tiles" / f"{check_file_id(file_id)}.h5"
 
     def tile_previews_dir(self, file_id: str) -> Path:
-        return self.root / "tiles" / "previews" / _checked_file_id(file_id)
+        return self.root / "tiles" / "previews" / check_file_id(file_id)
 
     def embedding_path(self, file_id: str) -> Path:
-        return self.root / "embeddings" / f"{_checked_file_id(file_id)}.h5"
+        return self.root / "embeddings" / f"{check_file_id(file_id)}.h5"
 
     def table_path(self, name: str) -> Path:
         if not name.replace("_", "").isalnum():
