@@ -1,0 +1,1 @@
+"""One module per `histo-renn` sub-command; cli.py registers them."""
