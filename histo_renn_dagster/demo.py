@@ -102,6 +102,9 @@ def run_demo(
                 resources=resources,
                 raise_on_error=False,
                 tags={"histo_renn/driver": "demo"},
+                # Dagster's DEBUG event stream stays in the instance (and the UI); the terminal
+                # shows the assets' own progress messages.
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             )
             record = {"event": "run", "what": label, "seconds": round(time.perf_counter() - t0, 2)}
             if result.success:
