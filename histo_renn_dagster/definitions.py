@@ -9,13 +9,25 @@ from histo_renn_dagster.defs.assets.slides import slide_file
 from histo_renn_dagster.defs.io_managers import ParquetIOManager
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
 
-layout = LayoutResource()
+ASSETS: list[dg.AssetsDefinition] = [
+    # ingest: what the GDC lists for the cohort
+    gdc_slide_manifest,
+    gdc_expression_manifest,
+    # slides: one `slides` partition per GDC slide file
+    slide_file,
+]
 
-defs = dg.Definitions(
-    assets=[gdc_slide_manifest, gdc_expression_manifest, slide_file],
-    resources={
-        "gdc": GDCResource(),
+
+def build_resources(
+    gdc: GDCResource | None = None, layout: LayoutResource | None = None
+) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    """The platform's resources; ``gdc``/``layout`` override the defaults (demo, tests)."""
+    layout = layout or LayoutResource()
+    return {
+        "gdc": gdc or GDCResource(),
         "layout": layout,
         "io_manager": ParquetIOManager(layout=layout),
-    },
-)
+    }
+
+
+defs = dg.Definitions(assets=ASSETS, resources=build_resources())

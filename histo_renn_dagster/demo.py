@@ -79,16 +79,11 @@ def run_demo(
     home = _ensure_dagster_home(storage)
     layout = LayoutResource(root=str(home / "lake"))
     instance = dg.DagsterInstance.get()
-    assets = list(definitions.defs.assets or [])
+    assets = definitions.ASSETS
     catalogue = load_cohort(cohort, home / "emulator")
     with GDCEmulator(catalogue) as emulator:
         url = emulator.url
-        resources = {
-            **definitions.defs.resources,
-            "gdc": GDCResource(base_url=url),
-            "layout": layout,
-        }
-        resources["io_manager"] = type(resources["io_manager"])(layout=layout)
+        resources = definitions.build_resources(GDCResource(base_url=url), layout)
         summary = DemoSummary(cohort, url, str(home), str(layout.lake().root))
         echo({"event": "emulator", "cohort": cohort, "url": url})
 

@@ -293,3 +293,25 @@ def test_demo_through_emulator_client_and_matching(demo: Catalogue, tables: Coho
     for pair in report.pairs:
         value = gene_tpms(served.blob(pair.expression.file_id).path(), [MKI67])
         assert value["ENSG00000148773"] == by_barcode[pair.slide.case_barcode].mki67
+
+
+@pytest.mark.slow
+def test_every_demo_slide_opens_as_aperio_with_its_real_resolution(
+    demo: Catalogue, tables: CohortTables
+) -> None:
+    """All 48 demo slides (about 2 s each to generate): vendor, pyramid and MPP as the real scan."""
+    real = _slides(tables)
+    docs = _of_format(demo, "SVS")
+    assert 40 <= len(docs) <= 60
+    for doc in docs:
+        scan = real[doc["file_id"]].scan
+        with openslide.OpenSlide(demo.blob(doc["file_id"]).path()) as slide:
+            assert slide.properties["openslide.vendor"] == "aperio", doc["file_name"]
+            assert slide.level_downsamples == pytest.approx((1.0, 4.0, 16.0), abs=1e-6)
+            mpp = slide.properties.get("openslide.mpp-x")
+            if scan.status == "no_mpp":
+                assert mpp is None, doc["file_name"]
+            elif scan.status == "read":
+                assert float(mpp) == pytest.approx(scan.mpp, abs=1e-9), doc["file_name"]
+            else:  # never read by the reference study: the site's usual resolution
+                assert mpp is not None, doc["file_name"]

@@ -8,13 +8,14 @@ rejects are reported so nobody mistakes them for absent files.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from histo_renn_dagster.core.errors import GDCResponseError, HistoRennError
+from histo_renn_dagster.core.gdc.client import GDCClient
 from histo_renn_dagster.core.gdc.manifest import ManifestRow
 from histo_renn_dagster.core.gdc.queries import (
     SearchSpec,
@@ -22,12 +23,6 @@ from histo_renn_dagster.core.gdc.queries import (
     slide_files_query,
 )
 from histo_renn_dagster.core.gdc.records import ExpressionFile, SlideFile
-
-
-class SearchClient(Protocol):
-    def search(self, spec_or_endpoint: SearchSpec | str, **kwargs: Any) -> Iterable[dict]: ...
-
-    def data_release(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -44,14 +39,14 @@ class FileListing:
         """gdc-client manifest rows (``id filename md5 size state``) for every listed file."""
         return [
             ManifestRow(
-                r.file_id, r.file_name, r.md5, int(r.size), getattr(r, "state", None) or "released"
+                r["file_id"], r["file_name"], r["md5"], int(r["size"]), r.get("state") or "released"
             )
-            for r in self.frame.itertuples(index=False)
+            for r in self.frame.to_dict("records")
         ]
 
 
 def _listing(
-    client: SearchClient,
+    client: GDCClient,
     project_id: str,
     spec: SearchSpec,
     parse: Callable[[dict], Any],
@@ -77,13 +72,13 @@ def _listing(
     return FileListing(project_id, release, frame, tuple(rejected))
 
 
-def list_slide_files(client: SearchClient, project_id: str) -> FileListing:
+def list_slide_files(client: GDCClient, project_id: str) -> FileListing:
     """Every diagnostic SVS slide of ``project_id``; one row per file, sorted by file id."""
     columns = [f.name for f in dataclasses.fields(SlideFile)]
     return _listing(client, project_id, slide_files_query(project_id), SlideFile.from_hit, columns)
 
 
-def list_expression_files(client: SearchClient, project_id: str) -> FileListing:
+def list_expression_files(client: GDCClient, project_id: str) -> FileListing:
     """Every STAR-Counts file of ``project_id`` with its sample type and aliquot."""
     columns = [f.name for f in dataclasses.fields(ExpressionFile)]
     return _listing(

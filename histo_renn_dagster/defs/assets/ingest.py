@@ -3,6 +3,8 @@
 # No `from __future__ import annotations` here: Dagster reads the config and context annotations
 # of asset functions at definition time.
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -21,11 +23,9 @@ class ManifestConfig(dg.Config):
     project_id: str = Field(default="TCGA-BRCA", description="GDC project to list, e.g. TCGA-BRCA")
 
 
-def _listing_metadata(
-    listing: FileListing, gdc: GDCResource, manifest_path: str
-) -> dict[str, object]:
+def _listing_metadata(listing: FileListing, gdc: GDCResource, manifest_path: str) -> dict[str, Any]:
     frame = listing.frame
-    meta: dict[str, object] = {
+    meta: dict[str, Any] = {
         "gdc_data_release": listing.data_release,
         "gdc_url": gdc.resolved_url(),
         "project_id": listing.project_id,
@@ -49,7 +49,7 @@ def _publish(
     name: str,
     gdc: GDCResource,
     layout: LayoutResource,
-    extra: dict[str, object],
+    extra: dict[str, Any],
 ) -> dg.Output[pd.DataFrame]:
     for file_id, reason in listing.rejected:
         context.log.warning(f"skipping GDC hit {file_id}: {reason}")
@@ -82,7 +82,7 @@ def gdc_slide_manifest(
         context.instance.add_dynamic_partitions(SLIDES_PARTITION, new_keys)
     context.log.info(f"registered {len(new_keys)} new '{SLIDES_PARTITION}' partitions")
     sites = int(listing.frame["site_code"].nunique()) if not listing.frame.empty else 0
-    extra: dict[str, object] = {"new_partitions": len(new_keys), "sites": sites}
+    extra: dict[str, Any] = {"new_partitions": len(new_keys), "sites": sites}
     return _publish(context, listing, "gdc_slide_manifest", gdc, layout, extra)
 
 
@@ -97,7 +97,7 @@ def gdc_expression_manifest(
     with gdc.client() as client:
         listing = list_expression_files(client, config.project_id)
     counts = listing.frame["sample_type"].fillna("unknown").value_counts()
-    extra: dict[str, object] = {
+    extra: dict[str, Any] = {
         "sample_types": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()})
     }
     return _publish(context, listing, "gdc_expression_manifest", gdc, layout, extra)
