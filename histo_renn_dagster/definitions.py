@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from histo_renn_dagster.defs.assets.cohort import cohort_checks, cohort_table, expression_table
 from histo_renn_dagster.defs.assets.ingest import gdc_expression_manifest, gdc_slide_manifest
 from histo_renn_dagster.defs.assets.slides import slide_file
 from histo_renn_dagster.defs.io_managers import ParquetIOManager
@@ -15,7 +16,12 @@ ASSETS: list[dg.AssetsDefinition] = [
     gdc_expression_manifest,
     # slides: one `slides` partition per GDC slide file
     slide_file,
+    # cohort: matched tumour expression + sites + embeddings
+    expression_table,
+    cohort_table,
 ]
+
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*cohort_checks]
 
 
 def build_resources(
@@ -30,4 +36,4 @@ def build_resources(
     }
 
 
-defs = dg.Definitions(assets=ASSETS, resources=build_resources())
+defs = dg.Definitions(assets=ASSETS, asset_checks=ASSET_CHECKS, resources=build_resources())

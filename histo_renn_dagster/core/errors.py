@@ -129,3 +129,63 @@ class CatalogueDataError(EmulatorError, ValueError):
 
 class SlideSpecError(HistoRennError, ValueError):
     """A synthetic slide specification is invalid (size, resolution, stain or density)."""
+
+
+# --- Cohort tables -------------------------------------------------------------------------------
+
+
+class CohortError(HistoRennError, ValueError):
+    """A cohort or expression table cannot be built: a problem that concerns the whole table
+    (no usable row, embeddings of different dimensions or backbones, a malformed input table),
+    as opposed to one bad item, which is excluded with its reason instead."""
+
+
+class EmbeddingFileError(CohortError):
+    """A per-slide embedding HDF5 file is unreadable or lacks a well-formed ``mean`` vector."""
+
+
+# --- Random-effects neural network (core/renn) ---------------------------------------------------
+
+
+class RennError(HistoRennError):
+    """Anything wrong in fitting or evaluating a random-effects model."""
+
+
+class RennSpecError(RennError, ValueError):
+    """A RENN training/evaluation setting is invalid (unknown loss or profile, m < 1, ...)."""
+
+
+class RennDataError(RennError, ValueError):
+    """A table given to the RENN code is unusable: missing column, non-finite or non-positive
+    values under a log transform, unknown split label, too few rows or sites."""
+
+
+# --- Features (frozen-CNN embeddings) ------------------------------------------------------------
+
+
+class FeatureError(HistoRennError):
+    """Anything that went wrong computing or storing slide embeddings."""
+
+
+class BackboneError(FeatureError, ValueError):
+    """A backbone name is unknown, or its optional package (e.g. timm) is not installed."""
+
+
+class WeightsError(FeatureError):
+    """Backbone weights are missing, fail their sha256 check, or do not fit the architecture."""
+
+
+class ComputeError(FeatureError, ValueError):
+    """A compute setting (device, precision, batch size, workers) is invalid or unavailable here."""
+
+
+class EmbeddingStoreError(FeatureError):
+    """An HDF5 embedding file is missing, malformed or inconsistent with its tile store."""
+
+
+# --- Local storage -------------------------------------------------------------------------------
+
+
+class InsufficientSpaceError(HistoRennError, OSError):
+    """Not enough free disk space for a file about to be written; the message names the item, the
+    folder, the bytes needed and the bytes free."""
