@@ -68,3 +68,45 @@ class LayoutResource(dg.ConfigurableResource):
 
     def lake(self) -> LakeLayout:
         return LakeLayout(Path(self.root) if self.root else default_lake_root())
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Where frozen-CNN assets run: ``auto`` picks the first CUDA device when present, else the CPU.
+
+    Assets using it run in the Dagster pool ``gpu`` (limit 1 by default in storage/dagster.yaml),
+    so concurrent runs never share one card. torch is imported only when a run resolves it.
+    """
+
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:<index>")
+    precision: str = Field(
+        default="fp32", description="fp32 (reference) | bf16 | fp16 (autocast on the backbone)"
+    )
+    batch_size: int = Field(default=32, ge=1, description="Tiles per forward pass")
+    workers: int = Field(
+        default=0, ge=0, description="DataLoader processes decoding JPEG tiles; 0 = in-process"
+    )
+    deterministic: bool = Field(
+        default=False, description="Deterministic kernels (slower; else cuDNN autotuning)"
+    )
+    decode: str = Field(
+        default="host",
+        description="Where JPEG tiles are decoded: host (CPU loader) | device (nvJPEG on CUDA)",
+    )
+
+    def spec(self):
+        from histo_renn_dagster.core.features.compute import ComputeSpec
+
+        return ComputeSpec(
+            device=self.device,
+            precision=self.precision,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            deterministic=self.deterministic,
+            decode=self.decode,
+        )
+
+    def resolve(self):
+        """The device and settings actually used here (a ``ResolvedCompute``)."""
+        from histo_renn_dagster.core.features.compute import resolve_compute
+
+        return resolve_compute(self.spec())
