@@ -40,6 +40,11 @@ class LakeLayout:
     def reports_dir(self) -> Path:
         return self.root / "reports"
 
+    @property
+    def mpp_overrides_path(self) -> Path:
+        """Optional ``file_id,mpp`` CSV of per-slide resolution overrides (see core.wsi.mpp)."""
+        return self.root / "config" / "mpp_overrides.csv"
+
     def slide_dir(self, file_id: str) -> Path:
         return self.slides_dir / check_file_id(file_id)
 
