@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -27,6 +28,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from histo_renn_dagster.core.errors import GDCQueryError
 from histo_renn_dagster.emulator.catalogue import Catalogue
 from histo_renn_dagster.emulator.faults import BODY_KINDS, FaultRule, FaultSet
+from histo_renn_dagster.emulator.publishing import (
+    ADMIN_PREFIX,
+    RESERVE_COHORTS,
+    Publisher,
+    ReserveSource,
+)
 from histo_renn_dagster.emulator.responses import Response, error
 from histo_renn_dagster.emulator.routes import GDCRoutes, Request, id_list, parse_body
 
@@ -198,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._fault_response(rule)
         if rule is not None and rule.kind == "delay":
             time.sleep(rule.arg or 0)
+        if request.route == ADMIN_PREFIX or request.route.startswith(ADMIN_PREFIX + "/"):
+            return self._server.emulator.publisher.handle(request)
         ignore_range = rule is not None and rule.kind == "norange"
         return self._server.emulator.routes.handle(request, ignore_range=ignore_range)
 
@@ -286,12 +295,15 @@ class GDCEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: str | None = None,
+        reserve: ReserveSource | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.host = host
         self.port = port
         self.faults = FaultSet(faults)
         self.routes = GDCRoutes(catalogue)
+        # Files that can be published while serving (``publishing.py``); a catalogue or a loader.
+        self.publisher = Publisher(self, reserve)
         self._requests: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -317,6 +329,11 @@ class GDCEmulator:
     def clear_requests(self) -> None:
         with self._log_lock:
             self._requests.clear()
+
+    def serve_catalogue(self, catalogue: Catalogue) -> None:
+        """Serve ``catalogue`` from now on; requests in flight finish on the routes they had."""
+        routes = GDCRoutes(catalogue)
+        self.catalogue, self.routes = catalogue, routes
 
     def start(self) -> str:
         if self._server is None:
@@ -366,6 +383,12 @@ def serve_forever(
     from histo_renn_dagster.emulator.cohorts import load_cohort
 
     catalogue = load_cohort(cohort, Path(cache_dir))
+    reserve_name = RESERVE_COHORTS.get(cohort)
+    reserve = (
+        None
+        if reserve_name is None
+        else functools.partial(load_cohort, reserve_name, Path(cache_dir))
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -377,7 +400,9 @@ def serve_forever(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, on_signal)
     try:
-        with GDCEmulator(catalogue, host=host, port=port, faults=faults) as emulator:
+        with GDCEmulator(
+            catalogue, host=host, port=port, faults=faults, reserve=reserve
+        ) as emulator:
             announce(emulator.url)
             sys.stdout.flush()
             while not stop.wait(0.5):
