@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from histo_renn_dagster.defs.assets.cohort import cohort_checks, cohort_table, expression_table
 from histo_renn_dagster.defs.assets.features import slide_embedding
 from histo_renn_dagster.defs.assets.ingest import gdc_expression_manifest, gdc_slide_manifest
-from histo_renn_dagster.defs.assets.slides import slide_file
+from histo_renn_dagster.defs.assets.slides import slide_file, slide_tiles
+from histo_renn_dagster.defs.automation import automation_sensor
+from histo_renn_dagster.defs.checks import ALL_CHECKS
 from histo_renn_dagster.defs.io_managers import ParquetIOManager
+from histo_renn_dagster.defs.jobs import JOBS
 from histo_renn_dagster.defs.resources import ComputeResource, GDCResource, LayoutResource
+from histo_renn_dagster.defs.schedules import manifest_refresh_schedule
+from histo_renn_dagster.defs.sensors import manifest_refresh_job, new_slides_sensor, slide_run_job
 
 ASSETS: list[dg.AssetsDefinition] = [
     # ingest: what the GDC lists for the cohort
@@ -17,6 +24,7 @@ ASSETS: list[dg.AssetsDefinition] = [
     gdc_expression_manifest,
     # slides: one `slides` partition per GDC slide file
     slide_file,
+    slide_tiles,
     # features: frozen-CNN embeddings of sampled tiles (pool `gpu`)
     slide_embedding,
     # cohort: matched tumour expression + sites + embeddings
@@ -24,7 +32,7 @@ ASSETS: list[dg.AssetsDefinition] = [
     cohort_table,
 ]
 
-ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*cohort_checks]
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*ALL_CHECKS, *cohort_checks]
 
 
 def build_resources(
@@ -40,4 +48,19 @@ def build_resources(
     }
 
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=ASSET_CHECKS, resources=build_resources())
+# `slide_run` runs one slide per run (the sensor asks for single partitions), so the mixed
+# backfill policies inside it (slide_embedding batches up to 64 slides in its own backfills)
+# never meet; Dagster would warn about the mix on every load.
+warnings.filterwarnings(
+    "ignore", message="Asset job slide_run materializes assets with varying BackfillPolicies"
+)
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
+    jobs=[*JOBS, slide_run_job, manifest_refresh_job],
+    # New slides at the GDC -> partitions + slide runs; downstream assets follow on a settled cron.
+    sensors=[new_slides_sensor, automation_sensor],
+    schedules=[manifest_refresh_schedule],
+    resources=build_resources(),
+)

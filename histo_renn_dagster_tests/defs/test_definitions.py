@@ -65,3 +65,15 @@ def test_resources_build_inside_a_run(tmp_path: Path) -> None:
         },
     )
     assert result.success
+
+
+def test_tracked_instance_config_is_valid(tmp_path: Path) -> None:
+    """storage/dagster.yaml is what `make dev`/`make demo` load: Dagster must accept it."""
+    import shutil
+
+    shutil.copy(REPO / "storage" / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    finally:
+        instance.dispose()

@@ -24,6 +24,7 @@ from histo_renn_dagster.core.cohort.table import CohortSpec, TargetSpec, build_c
 from histo_renn_dagster.core.cohort.validate import COHORT_CHECKS, expression_table_problems
 from histo_renn_dagster.core.gdc.matching import MATCH_RULE
 from histo_renn_dagster.core.gdc.records import SlideFile
+from histo_renn_dagster.defs.automation import settled_refresh
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
 
 SLIDE_EMBEDDING = dg.AssetKey("slide_embedding")
@@ -71,7 +72,12 @@ def _exclusion_metadata(exclusions: Sequence[Exclusion]) -> dg.JsonMetadataValue
     )
 
 
-@dg.asset(group_name="cohort", kinds={"parquet"}, ins={"gdc_expression_manifest": dg.AssetIn()})
+@dg.asset(
+    group_name="cohort",
+    kinds={"parquet"},
+    ins={"gdc_expression_manifest": dg.AssetIn()},
+    automation_condition=settled_refresh(),
+)
 def expression_table(
     context: dg.AssetExecutionContext,
     config: ExpressionConfig,
@@ -116,6 +122,7 @@ def expression_table(
     kinds={"parquet"},
     ins={"gdc_slide_manifest": dg.AssetIn(), "expression_table": dg.AssetIn()},
     deps=[SLIDE_EMBEDDING],
+    automation_condition=settled_refresh(),
 )
 def cohort_table(
     context: dg.AssetExecutionContext,

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: Dagster reads the config and context annotations
 # of asset functions at definition time.
 
+import hashlib
 from typing import Any
 
 import dagster as dg
@@ -21,6 +22,11 @@ from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
 
 class ManifestConfig(dg.Config):
     project_id: str = Field(default="TCGA-BRCA", description="GDC project to list, e.g. TCGA-BRCA")
+
+
+def _frame_version(frame: pd.DataFrame) -> dg.DataVersion:
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return dg.DataVersion(hashlib.sha256(hashed.tobytes()).hexdigest()[:32])
 
 
 def _listing_metadata(listing: FileListing, gdc: GDCResource, manifest_path: str) -> dict[str, Any]:
@@ -60,7 +66,9 @@ def _publish(
         f"({listing.data_release}); gdc-client manifest at {path}"
     )
     metadata = {**_listing_metadata(listing, gdc, str(path)), **extra}
-    return dg.Output(listing.frame, metadata=metadata)
+    # An unchanged listing keeps its data version, so a nightly refresh that finds nothing new
+    # does not make the downstream assets stale.
+    return dg.Output(listing.frame, metadata=metadata, data_version=_frame_version(listing.frame))
 
 
 @dg.asset(group_name="ingest", kinds={"parquet"})
