@@ -20,9 +20,10 @@ def run(args: argparse.Namespace) -> int:
     )
     emit({"event": "summary", **summary.as_record()})
     print(
-        f"demo finished in {summary.seconds:.0f} s: {len(summary.ran)} runs, "
-        f"{len(summary.skipped)} already materialized, {len(summary.failed)} failed. "
-        "Browse the runs and lineage with `make dev` (http://127.0.0.1:3000).",
+        f"\ndemo finished in {summary.seconds:.0f} s wall time: {len(summary.ran)} runs, "
+        f"{len(summary.skipped)} already up to date, {len(summary.failed)} failed.\n"
+        f"report: {summary.report}\n"
+        "runs, assets and lineage in the UI: make dev  (then open http://127.0.0.1:3000)",
         file=sys.stderr,
     )
     return 1 if summary.failed else 0

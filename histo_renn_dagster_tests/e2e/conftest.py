@@ -26,11 +26,11 @@ from histo_renn_dagster_tests.e2e.support import (
 
 @pytest.fixture(scope="session")
 def e2e_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GDCEmulator]:
-    """Serves the first three of ``DEMO_SLIDES`` (and their cases' RNA); two are publishable."""
+    """Serves the first three of ``DEMO_SLIDES`` (and their cases' RNA); four are publishable."""
     cache = os.environ.get("HISTO_RENN_E2E_CACHE")
     cache_dir = Path(cache) if cache else tmp_path_factory.mktemp("e2e-cache")
     demo = load_cohort("demo", cache_dir)
-    served, reserve = e2e_catalogues(demo, list(DEMO_SLIDES), held_back=2)
+    served, reserve = e2e_catalogues(demo, list(DEMO_SLIDES), held_back=4)
     with GDCEmulator(served, reserve=reserve) as emulator:
         yield emulator
 
