@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from histo_renn_dagster.defs.partitions import slides_partitions
-
 slide_tiles_job = dg.define_asset_job(
     "slide_tiles_job",
     selection=dg.AssetSelection.assets("slide_tiles"),
-    partitions_def=slides_partitions,
     executor_def=dg.in_process_executor,
 )
 
