@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from histo_renn_dagster.commands import cohort, demo, embed, gdc_emulator, publish, tile
+from histo_renn_dagster.commands import cohort, demo, embed, fit, gdc_emulator, publish, tile
 from histo_renn_dagster.core.errors import HistoRennError
 
 log = logging.getLogger("histo_renn_dagster.cli")
@@ -19,7 +19,7 @@ log = logging.getLogger("histo_renn_dagster.cli")
 Handler = Callable[[argparse.Namespace], int]
 
 
-COMMANDS = (gdc_emulator, publish, demo, tile, embed, cohort)
+COMMANDS = (gdc_emulator, publish, demo, tile, embed, cohort, fit)
 """Each command module has ``add_parser(subparsers)``, which sets ``handler`` on its parser."""
 
 
