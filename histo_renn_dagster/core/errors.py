@@ -189,3 +189,16 @@ class EmbeddingStoreError(FeatureError):
 class InsufficientSpaceError(HistoRennError, OSError):
     """Not enough free disk space for a file about to be written; the message names the item, the
     folder, the bytes needed and the bytes free."""
+
+
+# --- Results and reports (core/reporting) --------------------------------------------------------
+
+
+class ReportError(HistoRennError):
+    """The result tables or the report cannot be built."""
+
+
+class ResultsError(ReportError, ValueError):
+    """A model output file (history/models/predictions Parquet, config.json) is unreadable or does
+    not follow the file contract: the message names the file, the column or value, and what was
+    expected."""
