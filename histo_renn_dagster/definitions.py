@@ -9,6 +9,8 @@ import dagster as dg
 from histo_renn_dagster.defs.assets.cohort import cohort_checks, cohort_table, expression_table
 from histo_renn_dagster.defs.assets.features import slide_embedding
 from histo_renn_dagster.defs.assets.ingest import gdc_expression_manifest, gdc_slide_manifest
+from histo_renn_dagster.defs.assets.renn import renn_model, renn_model_checks
+from histo_renn_dagster.defs.assets.reports import renn_report, renn_results
 from histo_renn_dagster.defs.assets.slides import slide_file, slide_tiles
 from histo_renn_dagster.defs.automation import automation_sensor
 from histo_renn_dagster.defs.checks import ALL_CHECKS
@@ -30,9 +32,14 @@ ASSETS: list[dg.AssetsDefinition] = [
     # cohort: matched tumour expression + sites + embeddings
     expression_table,
     cohort_table,
+    # renn: the minibatch-size study, one partition per m, and its flat results
+    renn_model,
+    renn_results,
+    # reports: every figure and report.html
+    renn_report,
 ]
 
-ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*ALL_CHECKS, *cohort_checks]
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*ALL_CHECKS, *cohort_checks, *renn_model_checks]
 
 
 def build_resources(
