@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import dagster as dg
 import pandas as pd
 
+from histo_renn_dagster.core.atomic import atomic_path
 from histo_renn_dagster.defs.resources import LayoutResource
 
 
@@ -31,15 +29,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected a DataFrame"
             )
         path = self._path(context)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             obj.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         context.add_output_metadata(
             {
                 "path": dg.MetadataValue.path(str(path)),

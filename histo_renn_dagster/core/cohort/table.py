@@ -25,8 +25,6 @@ embeddings of different dimensions or backbones, a patient at two sites) raise C
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from histo_renn_dagster.core.atomic import atomic_path
 from histo_renn_dagster.core.cohort.embeddings import EmbeddingSource, SlideEmbedding
 from histo_renn_dagster.core.cohort.expression import MKI67, Exclusion, sample_key
 from histo_renn_dagster.core.cohort.splits import (
@@ -394,13 +393,6 @@ def embedding_columns(frame: pd.DataFrame) -> list[str]:
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a Parquet table atomically (temp file in the same directory, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

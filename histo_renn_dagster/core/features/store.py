@@ -10,7 +10,6 @@ the tile store it was computed from.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 import torchvision
 
 from histo_renn_dagster import __version__
+from histo_renn_dagster.core.atomic import atomic_path
 from histo_renn_dagster.core.errors import EmbeddingStoreError
 from histo_renn_dagster.core.features.backbones import Backbone
 from histo_renn_dagster.core.features.compute import ResolvedCompute
@@ -95,21 +95,13 @@ def write_embedding(
             f"{out}: inconsistent shapes: indices {embedding.plan.indices.shape}, features "
             f"{embedding.features.shape}, mean {embedding.mean.shape}"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("indices", data=embedding.plan.indices.astype(np.int64))
-            h5.create_dataset("coords", data=embedding.plan.coords.astype(np.int64))
-            h5.create_dataset("features", data=embedding.features.astype(np.float32))
-            h5.create_dataset("mean", data=embedding.mean.astype(np.float32))
-            for key, value in {**attrs, "schema_version": SCHEMA_VERSION}.items():
-                h5.attrs[key] = "" if value is None else value
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("indices", data=embedding.plan.indices.astype(np.int64))
+        h5.create_dataset("coords", data=embedding.plan.coords.astype(np.int64))
+        h5.create_dataset("features", data=embedding.features.astype(np.float32))
+        h5.create_dataset("mean", data=embedding.mean.astype(np.float32))
+        for key, value in {**attrs, "schema_version": SCHEMA_VERSION}.items():
+            h5.attrs[key] = "" if value is None else value
     return out
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.errors import ChecksumError, DownloadError, GDCHTTPError
 from histo_renn_dagster.core.gdc.http import (
     CHUNK_SIZE,
@@ -36,7 +37,6 @@ from histo_renn_dagster.core.gdc.http import (
 )
 from histo_renn_dagster.core.gdc.paths import (
     PARTIAL_SUFFIX,
-    atomic_write_bytes,
     check_file_id,
     file_destination,
 )

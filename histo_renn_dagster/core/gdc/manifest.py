@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.errors import ManifestError, UnsafePathError
-from histo_renn_dagster.core.gdc.paths import atomic_write_bytes, check_file_id
+from histo_renn_dagster.core.gdc.paths import check_file_id
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("id", "filename", "md5", "size", "state")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")

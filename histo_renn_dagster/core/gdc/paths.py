@@ -8,7 +8,6 @@ UUID and the name is reduced to one harmless path component.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -92,19 +91,3 @@ def file_destination(dest_dir: str | os.PathLike[str], file_id: str, file_name: 
     if path.parent != folder or path.name in {"", ".", ".."}:
         raise UnsafePathError(f"file name {file_name!r} of {file_id} would leave {folder}")
     return path
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

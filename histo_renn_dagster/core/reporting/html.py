@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from histo_renn_dagster.core.gdc.paths import atomic_write_bytes
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.reporting.provenance import Provenance
 from histo_renn_dagster.core.reporting.reference import MlReference
 from histo_renn_dagster.core.reporting.results import PartitionIssue

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from histo_renn_dagster.core.atomic import atomic_path
 from histo_renn_dagster.core.errors import ResultsError
 from histo_renn_dagster.core.layout import LakeLayout
 from histo_renn_dagster.core.renn.likelihood import DISPLAY_NAMES, LOSSES
@@ -312,14 +311,8 @@ def write_results(tables: ResultTables, layout: LakeLayout) -> dict[str, Path]:
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def read_results(

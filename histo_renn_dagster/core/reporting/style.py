@@ -17,7 +17,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from histo_renn_dagster.core.gdc.paths import atomic_write_bytes
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.reporting.results import MODEL_NAMES, MODEL_ORDER
 
 DPI = 110

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.wsi.mask import TissueMask
 
 THUMBNAIL_NAME = "thumbnail.png"
@@ -22,16 +22,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> Path:
     ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, data.tobytes())
 
 
 def _outline(

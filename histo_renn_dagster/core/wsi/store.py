@@ -9,7 +9,6 @@ and provenance as file attributes.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import h5py
 import imagecodecs
 import numpy as np
 
+from histo_renn_dagster.core.atomic import new_temp_path, publish_file
 from histo_renn_dagster.core.errors import TileStoreError
 
 SCHEMA_VERSION = 1
@@ -49,11 +49,7 @@ class TileStoreWriter:
         self.tile_px = tile_px
         self.jpeg_quality = jpeg_quality
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = new_temp_path(self.path)
         self._h5 = h5py.File(self._tmp, "w")
         self.count = 0
         for name, (dtype, tail) in _COLUMNS.items():
@@ -113,8 +109,7 @@ class TileStoreWriter:
         for key, value in attrs.items():
             self._h5.attrs[key] = "" if value is None else value
         self._h5.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        return publish_file(self._tmp, self.path)
 
     def abort(self) -> None:
         try:

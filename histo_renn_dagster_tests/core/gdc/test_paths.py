@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.errors import UnsafePathError
 from histo_renn_dagster.core.gdc.paths import (
     MAX_NAME_BYTES,
-    atomic_write_bytes,
     check_file_id,
     file_destination,
     safe_file_name,
