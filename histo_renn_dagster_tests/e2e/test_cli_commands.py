@@ -9,8 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from histo_renn_dagster.core.cohort.table import write_table
+from histo_renn_dagster.core.layout import LakeLayout
 from histo_renn_dagster.definitions import defs
 from histo_renn_dagster.emulator.server import GDCEmulator
+from histo_renn_dagster_tests.core.renn.cohort_fixture import synthetic_cohort_table
 from histo_renn_dagster_tests.e2e.readme_commands import (
     MINIBATCH_COMMANDS,
     PUBLISH_COMMANDS,
@@ -76,6 +79,12 @@ def test_queued_commands(env: dict) -> None:
 def test_minibatch_commands(env: dict) -> None:
     if not _has_asset("renn_model"):
         pytest.skip("renn_model is not defined yet")
+    # renn_model reads cohort_table; stand in a small one in the shape the cohort asset writes
+    # (the whole slide chain is exercised by the demo and the other e2e tests).
+    write_table(
+        synthetic_cohort_table(per_site=6, dim=4),
+        LakeLayout(Path(env["DAGSTER_HOME"]) / "lake").table_path("cohort_table"),
+    )
     for _, command in MINIBATCH_COMMANDS:
         _run(command, env)
     assert "8" in _materialized(env, "renn_model")
