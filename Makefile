@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/storage
 # Installs pip's own torch pin range from pyproject.toml; see README "Installing".
 PIP_FLAGS ?= --disable-pip-version-check
 
-.PHONY: demo test dev lint format bench clean-lake
+.PHONY: demo test test-integration dev lint format bench bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 required"'
@@ -17,7 +17,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+$(VENV)/.installed-# Postgres + Redis + Celery workers, started and stopped by the tests themselves (needs Debian's
+# postgresql and redis-server packages); not part of `make test`, see README "Scaling out".
+test-integration: $(VENV)/.installed-dev
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e,scale]"
+	$(BIN)/pytest -m integration histo_renn_dagster_tests/integration
+
+dev: $(VENV)/.installed
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e]"
 	touch $@
 
@@ -26,6 +32,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+# Postgres + Redis + Celery workers, started and stopped by the tests themselves (needs Debian's
+# postgresql and redis-server packages); not part of `make test`, see README "Scaling out".
+test-integration: $(VENV)/.installed-dev
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e,scale]"
+	$(BIN)/pytest -m integration histo_renn_dagster_tests/integration
 
 dev: $(VENV)/.installed
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
@@ -40,4 +52,8 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/gdc.py
+	for b in gdc tiling orchestration embedding renn; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+bench-scale: $(VENV)/.installed-dev
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e,scale]"
+	$(BIN)/python benchmarks/scale.py

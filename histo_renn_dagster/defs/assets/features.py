@@ -9,6 +9,7 @@ import warnings
 import dagster as dg
 from pydantic import Field
 
+from histo_renn_dagster.defs.executors import GPU_STEP_TAGS
 from histo_renn_dagster.defs.partitions import slides_partitions
 from histo_renn_dagster.defs.resources import ComputeResource, LayoutResource
 
@@ -46,6 +47,7 @@ with warnings.catch_warnings():
         kinds={"pytorch", "hdf5"},
         deps=[dg.AssetKey("slide_tiles")],
         pool=GPU_POOL,
+        op_tags=GPU_STEP_TAGS,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_SLIDES_PER_RUN),
         check_specs=[
             dg.AssetCheckSpec(

@@ -23,6 +23,7 @@ from pydantic import Field
 from histo_renn_dagster.core.errors import RennError
 from histo_renn_dagster.defs.assets.features import GPU_POOL
 from histo_renn_dagster.defs.automation import settled_refresh
+from histo_renn_dagster.defs.executors import GPU_STEP_TAGS
 from histo_renn_dagster.defs.partitions import minibatch_partitions
 from histo_renn_dagster.defs.resources import ComputeResource, LayoutResource
 
@@ -92,6 +93,7 @@ class RennModelConfig(dg.Config):
 
 @dg.asset(
     partitions_def=minibatch_partitions,
+    op_tags=GPU_STEP_TAGS,
     group_name="renn",
     kinds={"pytorch", "parquet"},
     ins={"cohort_table": dg.AssetIn()},

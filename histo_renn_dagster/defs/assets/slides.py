@@ -22,6 +22,7 @@ from histo_renn_dagster.core.wsi.images import image_data_uri
 from histo_renn_dagster.core.wsi.mpp import load_mpp_overrides
 from histo_renn_dagster.core.wsi.store import verify_tile_store
 from histo_renn_dagster.core.wsi.tiling import TilingSpec, tile_slide
+from histo_renn_dagster.defs.executors import CPU_STEP_TAGS
 from histo_renn_dagster.defs.partitions import slides_partitions
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
 
@@ -50,6 +51,7 @@ class SlideFileConfig(dg.Config):
 
 @dg.asset(
     partitions_def=slides_partitions,
+    op_tags=CPU_STEP_TAGS,
     group_name="slides",
     kinds={"svs"},
     retry_policy=DOWNLOAD_RETRY,
@@ -122,6 +124,7 @@ def _preview_markdown(thumbnail: Path, overlay: Path) -> str:
 
 @dg.asset(
     partitions_def=slides_partitions,
+    op_tags=CPU_STEP_TAGS,
     group_name="slides",
     kinds={"hdf5"},
     deps=[slide_file],
