@@ -13,9 +13,9 @@ from histo_renn_dagster.core.gdc.barcodes import is_tumour_code
 from histo_renn_dagster.core.gdc.records import ExpressionFile, SlideFile
 from histo_renn_dagster.core.gdc.star_counts import gene_tpms
 from histo_renn_dagster.core.layout import LakeLayout
+from histo_renn_dagster.definitions import build_resources
 from histo_renn_dagster.defs.assets.cohort import cohort_checks, cohort_table, expression_table
 from histo_renn_dagster.defs.assets.ingest import gdc_expression_manifest, gdc_slide_manifest
-from histo_renn_dagster.defs.io_managers import ParquetIOManager
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
 from histo_renn_dagster.emulator.cohorts import load_cohort
 from histo_renn_dagster_tests.core.cohort.helpers import write_embedding
@@ -25,12 +25,9 @@ MKI67 = "ENSG00000148773"
 
 
 def _resources(url: str, lake: Path) -> dict:
-    layout = LayoutResource(root=str(lake))
-    return {
-        "gdc": GDCResource(base_url=url, max_attempts=2),
-        "layout": layout,
-        "io_manager": ParquetIOManager(layout=layout),
-    }
+    return build_resources(
+        GDCResource(base_url=url, max_attempts=2), LayoutResource(root=str(lake))
+    )
 
 
 @pytest.fixture

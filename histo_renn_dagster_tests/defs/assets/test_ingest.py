@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from histo_renn_dagster.core.gdc.manifest import manifest_data_release, read_manifest
+from histo_renn_dagster.definitions import build_resources
 from histo_renn_dagster.defs.assets.ingest import gdc_expression_manifest, gdc_slide_manifest
 from histo_renn_dagster.defs.assets.slides import slide_file
-from histo_renn_dagster.defs.io_managers import ParquetIOManager
 from histo_renn_dagster.defs.partitions import SLIDES_PARTITION
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
 
@@ -20,12 +20,9 @@ ASSETS = [gdc_slide_manifest, gdc_expression_manifest, slide_file]
 
 
 def _resources(url: str, lake: Path) -> dict:
-    layout = LayoutResource(root=str(lake))
-    return {
-        "gdc": GDCResource(base_url=url, max_attempts=2),
-        "layout": layout,
-        "io_manager": ParquetIOManager(layout=layout),
-    }
+    return build_resources(
+        GDCResource(base_url=url, max_attempts=2), LayoutResource(root=str(lake))
+    )
 
 
 @pytest.fixture
