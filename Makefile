@@ -17,13 +17,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) -e .
 	touch $@
 
-$(VENV)/.installed-# Postgres + Redis + Celery workers, started and stopped by the tests themselves (needs Debian's
-# postgresql and redis-server packages); not part of `make test`, see README "Scaling out".
-test-integration: $(VENV)/.installed-dev
-	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e,scale]"
-	$(BIN)/pytest -m integration histo_renn_dagster_tests/integration
-
-dev: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e]"
 	touch $@
 
