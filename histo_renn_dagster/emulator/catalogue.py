@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from histo_renn_dagster.core.atomic import atomic_path, atomic_write_bytes
 from histo_renn_dagster.core.errors import EmulatorError
 
 CHUNK = 1 << 20
@@ -117,10 +118,7 @@ class GeneratedBlob:
             return None
 
     def _write_sidecar(self, md5: str, size: int) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".sidecar-", dir=self.cache_path.parent)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{md5} {size}\n")
-        os.replace(tmp, self.sidecar)
+        atomic_write_bytes(self.sidecar, f"{md5} {size}\n".encode())
 
     def _ensure(self) -> tuple[str, int]:
         with self._lock:
@@ -136,18 +134,10 @@ class GeneratedBlob:
             return meta
 
     def _produce(self) -> None:
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, raw = tempfile.mkstemp(prefix=".gen-", suffix=".tmp", dir=self.cache_path.parent)
-        os.close(fd)
-        tmp = Path(raw)
-        try:
+        with atomic_path(self.cache_path) as tmp:
             self.generate(tmp)
             if not tmp.is_file():
                 raise EmulatorError(f"blob generator for {self.cache_path} wrote no file at {tmp}")
-            os.replace(tmp, self.cache_path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     @property
     def size(self) -> int:

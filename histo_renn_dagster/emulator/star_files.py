@@ -27,8 +27,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from histo_renn_dagster.core.atomic import atomic_write_bytes
 from histo_renn_dagster.core.errors import CatalogueDataError
 from histo_renn_dagster.emulator.seeded import stable_rng
 
@@ -274,12 +273,4 @@ def render_star_counts(spec: StarCountsSpec, genes: GeneTable | None = None) -> 
 
 def write_star_counts(path: Path, spec: StarCountsSpec) -> None:
     """Write the file at ``path`` atomically (temp file beside it, then rename)."""
-    data = render_star_counts(spec)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, render_star_counts(spec))

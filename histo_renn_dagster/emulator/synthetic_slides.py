@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ import cv2
 import numpy as np
 import tifffile
 
+from histo_renn_dagster.core.atomic import atomic_path
 from histo_renn_dagster.core.errors import SlideSpecError
 from histo_renn_dagster.emulator.tissue_texture import CELL, REFERENCE_STAIN, Stain, TissuePainter
 
@@ -307,13 +306,5 @@ def write_svs(path: Path, spec: SlideSpec) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write slide {path}: folder {path.parent} does not exist")
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_path(path) as tmp:
         _write_pages(tmp, spec)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a slide is an ordinary readable data file
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
