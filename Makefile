@@ -27,11 +27,13 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
-# Postgres + Redis + Celery workers, started and stopped by the tests themselves (needs Debian's
-# postgresql and redis-server packages); not part of `make test`, see README "Scaling out".
+# The scaled deployment: its configuration (needs the scale extra) and the `integration` tests
+# (Postgres + Redis + Celery workers: from $HISTO_RENN_PG_URL / $HISTO_RENN_REDIS_URL when set,
+# as .ci/run does, else started and stopped by the tests from Debian's postgresql and
+# redis-server packages). Not part of `make test`; see README "Scaling out".
 test-integration: $(VENV)/.installed-dev
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,e2e,scale]"
-	$(BIN)/pytest -m integration histo_renn_dagster_tests/integration
+	$(BIN)/pytest histo_renn_dagster_tests/integration
 
 dev: $(VENV)/.installed
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

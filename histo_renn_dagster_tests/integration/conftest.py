@@ -4,7 +4,7 @@ PostgreSQL and Redis come from ``$HISTO_RENN_PG_URL`` / ``$HISTO_RENN_REDIS_URL`
 they are started here from the Debian packages' binaries (``apt-get install postgresql
 redis-server``) on free loopback ports with throwaway data dirs, and stopped at the end. Without
 the binaries (or without ``pip install -e .[scale]``) every integration test is skipped, naming
-what is missing.
+what is missing, unless ``$HISTO_RENN_INTEGRATION_REQUIRED`` is set (CI): then that is an error.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from histo_renn_dagster_tests.integration.services import (
 )
 
 SCALE_MODULES = ("dagster_celery", "dagster_postgres", "psycopg2", "redis")
+REQUIRED_ENV = "HISTO_RENN_INTEGRATION_REQUIRED"
 
 
 def integration_skip_reason() -> str | None:
@@ -43,9 +44,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reason is None:
         return
     here = Path(__file__).parent
-    for item in items:
-        if item.get_closest_marker("integration") and here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    ours = [
+        item
+        for item in items
+        if item.get_closest_marker("integration") and here in Path(str(item.fspath)).parents
+    ]
+    if ours and os.environ.get(REQUIRED_ENV):
+        raise pytest.UsageError(f"integration tests cannot run ({REQUIRED_ENV} is set): {reason}")
+    for item in ours:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
