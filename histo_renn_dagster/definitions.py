@@ -13,7 +13,6 @@ from histo_renn_dagster.defs.assets.renn import renn_model, renn_model_checks
 from histo_renn_dagster.defs.assets.reports import renn_report, renn_results
 from histo_renn_dagster.defs.assets.slides import slide_file, slide_tiles
 from histo_renn_dagster.defs.automation import automation_sensor
-from histo_renn_dagster.defs.checks import ALL_CHECKS
 from histo_renn_dagster.defs.io_managers import ParquetIOManager
 from histo_renn_dagster.defs.jobs import JOBS
 from histo_renn_dagster.defs.resources import ComputeResource, GDCResource, LayoutResource
@@ -39,7 +38,8 @@ ASSETS: list[dg.AssetsDefinition] = [
     renn_report,
 ]
 
-ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*ALL_CHECKS, *cohort_checks, *renn_model_checks]
+# slide_tiles and slide_embedding check themselves in their own step (check_specs).
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = [*cohort_checks, *renn_model_checks]
 
 
 def build_resources(

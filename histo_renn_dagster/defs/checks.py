@@ -1,52 +1,43 @@
-"""Asset checks, one section per asset; ``ALL_CHECKS`` is what ``definitions.py`` registers.
+"""Asset checks of the per-slide assets: their specs and the functions that compute them.
 
-Each section owns its checks and exports a list; add a section and extend ``ALL_CHECKS``.
+The ``slide_tiles`` checks run inside the ``slide_tiles`` step (``check_specs`` on the asset,
+results from ``slide_tiles_check_results``) rather than as separate ``@asset_check`` steps: under
+a distributed executor every step is one more task on a worker, and a slide run is the unit that
+repeats 1133 times. Each check stays a plain function of the tile store's path.
 """
 
-# No `from __future__ import annotations` here: Dagster reads the context annotations of check
-# functions at definition time.
+# No `from __future__ import annotations` here, like the asset modules that import this one.
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 
 from histo_renn_dagster.core.errors import TileStoreError
 from histo_renn_dagster.core.wsi.store import verify_tile_store
-from histo_renn_dagster.defs.assets.slides import slide_tiles
 from histo_renn_dagster.defs.partitions import slides_partitions
-from histo_renn_dagster.defs.resources import LayoutResource
 
 # --- slide_tiles --------------------------------------------------------------------------------
 
+SLIDE_TILES = dg.AssetKey("slide_tiles")
 
-def _per_slide_check(
-    **kwargs,
-) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:
-    """``asset_check`` on slide_tiles, partitioned by slide so each slide has its own check status.
 
-    Partitioned checks are a preview API in Dagster 1.13 (it warns at definition time); they are
-    silenced here only, on purpose: without a partitions_def every slide's result would land on one
-    unpartitioned check status.
+def _per_slide_spec(name: str, **kwargs) -> dg.AssetCheckSpec:
+    """A check spec on slide_tiles, partitioned by slide so each slide has its own check status.
+
+    Partitioned check specs are a preview API in Dagster 1.13 (it warns at definition time); the
+    warning is silenced here only, on purpose: without a partitions_def every slide's result
+    would land on one unpartitioned check status.
     """
-
-    def wrap(fn: Callable[..., dg.AssetCheckResult]) -> dg.AssetChecksDefinition:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", dg.PreviewWarning)
-            return dg.asset_check(asset=slide_tiles, partitions_def=slides_partitions, **kwargs)(fn)
-
-    return wrap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name, asset=SLIDE_TILES, partitions_def=slides_partitions, **kwargs
+        )
 
 
-@_per_slide_check(
-    blocking=True,  # embeddings must not read a store that fails this
-    description="The tile store opens, its datasets have consistent shapes and attributes, and "
-    "tiles sampled across it decode to tile_px x tile_px RGB.",
-)
-def slide_tiles_store_readable(
-    context: dg.AssetCheckExecutionContext, layout: LayoutResource
-) -> dg.AssetCheckResult:
-    path = layout.lake().tiles_path(context.partition_key)
+def slide_tiles_store_readable(path: Path) -> dg.AssetCheckResult:
     try:
         summary = verify_tile_store(path, sample=5)
     except TileStoreError as exc:
@@ -57,14 +48,7 @@ def slide_tiles_store_readable(
     )
 
 
-@_per_slide_check(
-    description="The store has at least one tile, or is explicitly flagged no_tissue by the tiler "
-    "(a well-formed empty store, reported as a warning).",
-)
-def slide_tiles_nonempty_or_flagged(
-    context: dg.AssetCheckExecutionContext, layout: LayoutResource
-) -> dg.AssetCheckResult:
-    path = layout.lake().tiles_path(context.partition_key)
+def slide_tiles_nonempty_or_flagged(path: Path) -> dg.AssetCheckResult:
     try:
         summary = verify_tile_store(path, sample=0)
     except TileStoreError as exc:  # includes "no tiles and not flagged no_tissue"
@@ -80,9 +64,36 @@ def slide_tiles_nonempty_or_flagged(
     )
 
 
-SLIDE_TILES_CHECKS = [slide_tiles_store_readable, slide_tiles_nonempty_or_flagged]
+SLIDE_TILES_CHECK_SPECS: list[dg.AssetCheckSpec] = [
+    _per_slide_spec(
+        "slide_tiles_store_readable",
+        blocking=True,  # embeddings must not read a store that fails this
+        description="The tile store opens, its datasets have consistent shapes and attributes, "
+        "and tiles sampled across it decode to tile_px x tile_px RGB.",
+    ),
+    _per_slide_spec(
+        "slide_tiles_nonempty_or_flagged",
+        description="The store has at least one tile, or is explicitly flagged no_tissue by the "
+        "tiler (a well-formed empty store, reported as a warning).",
+    ),
+]
+"""``check_specs`` of the ``slide_tiles`` asset."""
+
+_SLIDE_TILES_CHECK_FNS: dict[str, Callable[[Path], dg.AssetCheckResult]] = {
+    "slide_tiles_store_readable": slide_tiles_store_readable,
+    "slide_tiles_nonempty_or_flagged": slide_tiles_nonempty_or_flagged,
+}
 
 
-# --- all checks ---------------------------------------------------------------------------------
+def slide_tiles_check_results(store: Path) -> list[dg.AssetCheckResult]:
+    """Every ``slide_tiles`` check on one slide's tile store (an ``@asset`` with check specs
+    cannot be subset, so all of them are always selected)."""
+    return [
+        fn(store)._replace(asset_key=SLIDE_TILES, check_name=name)
+        for name, fn in _SLIDE_TILES_CHECK_FNS.items()
+    ]
 
-ALL_CHECKS = [*SLIDE_TILES_CHECKS]
+
+SLIDE_TILES_CHECKS: list[dg.AssetChecksDefinition] = []
+"""No separate check definitions are left for slide_tiles (its checks are ``check_specs`` on the
+asset); kept empty for ``benchmarks/orchestration.py``, which still imports the name."""

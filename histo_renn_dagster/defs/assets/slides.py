@@ -22,6 +22,7 @@ from histo_renn_dagster.core.wsi.images import image_data_uri
 from histo_renn_dagster.core.wsi.mpp import load_mpp_overrides
 from histo_renn_dagster.core.wsi.store import verify_tile_store
 from histo_renn_dagster.core.wsi.tiling import TilingSpec, tile_slide
+from histo_renn_dagster.defs.checks import SLIDE_TILES_CHECK_SPECS, slide_tiles_check_results
 from histo_renn_dagster.defs.executors import CPU_STEP_TAGS
 from histo_renn_dagster.defs.partitions import slides_partitions
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
@@ -128,6 +129,8 @@ def _preview_markdown(thumbnail: Path, overlay: Path) -> str:
     group_name="slides",
     kinds={"hdf5"},
     deps=[slide_file],
+    # Checked in this step, not in separate check steps: one task per slide on a Celery worker.
+    check_specs=SLIDE_TILES_CHECK_SPECS,
 )
 def slide_tiles(
     context: dg.AssetExecutionContext, config: SlideTilesConfig, layout: LayoutResource
@@ -188,4 +191,6 @@ def slide_tiles(
         )
         metadata["thumbnail_path"] = dg.MetadataValue.path(str(result.thumbnail))
         metadata["overlay_path"] = dg.MetadataValue.path(str(result.overlay))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata=metadata, check_results=slide_tiles_check_results(store.path)
+    )

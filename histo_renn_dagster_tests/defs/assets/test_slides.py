@@ -12,7 +12,10 @@ import pytest
 from histo_renn_dagster.core.wsi.store import TileStore
 from histo_renn_dagster.defs.assets.ingest import gdc_expression_manifest, gdc_slide_manifest
 from histo_renn_dagster.defs.assets.slides import slide_file, slide_tiles
-from histo_renn_dagster.defs.checks import SLIDE_TILES_CHECKS
+from histo_renn_dagster.defs.checks import (
+    slide_tiles_nonempty_or_flagged,
+    slide_tiles_store_readable,
+)
 from histo_renn_dagster.defs.io_managers import ParquetIOManager
 from histo_renn_dagster.defs.partitions import SLIDES_PARTITION
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
@@ -21,7 +24,7 @@ from histo_renn_dagster_tests.core.wsi.synthetic import tissue_image, write_pyra
 
 CMU = Path(__file__).resolve().parents[2] / "data" / "slides" / "CMU-1-Small-Region.svs"
 IDS = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
-TILES_ONLY = [slide_tiles, *SLIDE_TILES_CHECKS]
+TILES_ONLY = [slide_tiles]  # its checks are check_specs: they run in its step
 
 
 @pytest.fixture
@@ -191,3 +194,49 @@ def test_delete_slide_after_verified_store_and_drop_flagged(tmp_path: Path, inst
     assert (tmp_path / "tiles" / f"{key}.h5").is_file() and meta["qc_dropped"] == 0
     again = _tile(instance, tmp_path, key)
     assert not again.success and "materialize slide_file" in _failure(again)
+
+
+def test_checks_run_in_the_tiling_step_with_a_status_per_slide(tmp_path: Path, instance) -> None:
+    # check_specs on slide_tiles: no separate check steps (each step is a task on a Celery
+    # worker), and each result still lands on its own slide partition.
+    names = {"slide_tiles_store_readable", "slide_tiles_nonempty_or_flagged"}
+    for key in IDS[:2]:
+        _place(tmp_path, key, CMU)
+        run = _tile(instance, tmp_path, key)
+        assert run.success
+        assert {e.step_key for e in run.all_events if e.step_key} == {"slide_tiles"}
+        evaluations = run.get_asset_check_evaluations()
+        assert {(e.check_name, e.partition, e.passed) for e in evaluations} == {
+            (name, key, True) for name in names
+        }
+    spec = next(s for s in slide_tiles.check_specs if s.name == "slide_tiles_store_readable")
+    assert spec.blocking  # a store that fails it never reaches slide_embedding
+
+
+def test_check_functions_report_a_broken_store(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"not an HDF5 file")
+    for check in (slide_tiles_store_readable, slide_tiles_nonempty_or_flagged):
+        result = check(broken)
+        assert not result.passed and str(broken) in str(result.description), check.__name__
+
+
+def test_failed_blocking_check_fails_the_tiling_step(
+    tmp_path: Path, instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a store that fails slide_tiles_store_readable does: the step fails (so slide_embedding
+    # never reads the store), with the failed evaluation recorded on the slide.
+    from histo_renn_dagster.defs import checks
+
+    unreadable = dg.AssetCheckResult(passed=False, description="tile 3 does not decode")
+    monkeypatch.setitem(
+        checks._SLIDE_TILES_CHECK_FNS, "slide_tiles_store_readable", lambda _: unreadable
+    )
+    key = IDS[0]
+    _place(tmp_path, key, CMU)
+    run = _tile(instance, tmp_path, key)
+    assert not run.success and "blocking asset check" in _failure(run)
+    assert {(e.check_name, e.partition, e.passed) for e in run.get_asset_check_evaluations()} == {
+        ("slide_tiles_store_readable", key, False),
+        ("slide_tiles_nonempty_or_flagged", key, True),
+    }
