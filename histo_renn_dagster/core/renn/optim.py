@@ -41,12 +41,15 @@ class StackedAdamW:
         self.betas = betas
         self.eps = eps
         first = next(iter(params.values()))
-        self.steps = torch.zeros(first.shape[0], dtype=first.dtype)
+        self.steps = torch.zeros(first.shape[0], dtype=first.dtype, device=first.device)
         self.exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()}
         # torch's fused CPU/GPU AdamW kernel (one pass over p, g, m, v) when this torch has it
         self.fused = hasattr(torch, "_fused_adamw_")
-        self._seed_steps = [torch.zeros((), dtype=first.dtype) for _ in range(first.shape[0])]
+        self._views: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[list[Tensor], ...]] = {}
+        self._seed_steps = [
+            torch.zeros((), dtype=first.dtype, device=first.device) for _ in range(first.shape[0])
+        ]
 
     @torch.no_grad()
     def step(self, grads: dict[str, Tensor], active: Tensor, lr_factor: float | Tensor) -> None:
@@ -72,13 +75,14 @@ class StackedAdamW:
                 by_lr.setdefault(group.lr * factor[s], []).append(s)
             for lr, seeds in by_lr.items():
                 names = group.names
+                p, m, v, steps = self._state_views(names, tuple(seeds))
                 torch._fused_adamw_(  # pyright: ignore[reportPrivateImportUsage]
-                    [self.params[n][s] for n in names for s in seeds],
+                    p,
                     [grads[n][s] for n in names for s in seeds],
-                    [self.exp_avg[n][s] for n in names for s in seeds],
-                    [self.exp_avg_sq[n][s] for n in names for s in seeds],
+                    m,
+                    v,
                     [],
-                    [self._seed_steps[s] for _ in names for s in seeds],
+                    steps,
                     lr=lr,
                     beta1=beta1,
                     beta2=beta2,
@@ -87,6 +91,19 @@ class StackedAdamW:
                     amsgrad=False,
                     maximize=False,
                 )
+
+    def _state_views(self, names: tuple[str, ...], seeds: tuple[int, ...]):
+        """Per-seed views of (params, exp_avg, exp_avg_sq, step counts) for one kernel call,
+        built once per (group, seeds): the tensors are updated in place, so views stay valid."""
+        key = (names, seeds)
+        views = self._views.get(key)
+        if views is None:
+            views = tuple(
+                [store[n][s] for n in names for s in seeds]
+                for store in (self.params, self.exp_avg, self.exp_avg_sq)
+            ) + ([self._seed_steps[s] for _ in names for s in seeds],)
+            self._views[key] = views
+        return views
 
     def _step_stacked(self, grads: dict[str, Tensor], active: Tensor, lr_factor) -> None:
         """Fallback without the fused kernel. The update runs in place on the whole stack (the tensors are large: 2048 x 256 weights

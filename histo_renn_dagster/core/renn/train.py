@@ -35,6 +35,7 @@ from histo_renn_dagster.core.renn.model import ModelSpec, forward_all, forward_r
 from histo_renn_dagster.core.renn.optim import ParamGroupSpec, StackedAdamW
 from histo_renn_dagster.core.renn.samplers import EpochPlan, plan_epoch, stack_plans
 from histo_renn_dagster.core.renn.spec import RennSpec, TrainSettings, lr_factor, resolve_settings
+from histo_renn_dagster.core.renn.step import MLPStep
 
 HISTORY_COLUMNS: tuple[str, ...] = (
     "loss_func",
@@ -139,12 +140,15 @@ def fit_renn(
     *,
     checkpoint_dir: Path | None = None,
     on_epoch: Callable[[int, pd.DataFrame], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> RennFit:
     """Train all seeds of ``spec`` on ``data``; rows labelled test are never seen.
 
     Intercept-only when ``spec.intercept_only`` or ``data.x`` is None. ``checkpoint_dir`` gets
     ``epoch_XXX.pt`` every ``spec.checkpoint_every`` epochs and ``best.pt`` at the end.
     ``on_epoch(epoch, rows)`` receives each epoch's history rows (for progress reporting).
+    ``device`` is where the parameters and every per-step tensor live (``cpu``, ``cuda``, ...);
+    the returned parameters are on the CPU.
     """
     settings = resolve_settings(spec)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
@@ -166,10 +170,20 @@ def fit_renn(
     width = 0 if data.x is None else data.x.shape[1]
     model = ModelSpec(in_features=width, hidden=spec.hidden, intercept_only=intercept_only)
     params = init_params(model, seeds, log_s2e=log_e, log_s2b=log_b, dtype=dtype)
+    params = {k: v.to(device) for k, v in params.items()}
+    n = data.num_rows
+    x = None if intercept_only or data.x is None else torch.tensor(data.x, dtype=dtype)
+    x = None if x is None else x.to(device)
+    y = torch.as_tensor(data.y - y_offset, dtype=dtype, device=device)
+    site = torch.as_tensor(data.site, dtype=torch.long, device=device)
+    train_mask = _masks(train_rows, n, dtype).to(device)
+    val_mask = _masks(val_rows, n, dtype).to(device)
     f_names = tuple(k for k in params if not k.startswith("log_"))
     var_names = ("log_s2e", "log_s2b") if uses_random_effect(spec.loss) else ("log_s2e",)
     trainable = [*f_names, *var_names]
-    for name in trainable:
+    # The MLP is differentiated by hand (MLPStep); autograd only sees the loss head.
+    step = None if intercept_only else MLPStep(params, x)
+    for name in var_names if step is not None else trainable:
         params[name].requires_grad_(True)
     optimiser = StackedAdamW(
         params,
@@ -178,11 +192,6 @@ def fit_renn(
             ParamGroupSpec(var_names, settings.lr_var, 0.0),
         ),
     )
-    n = data.num_rows
-    x = None if intercept_only or data.x is None else torch.tensor(data.x, dtype=dtype)
-    y = torch.as_tensor(data.y - y_offset, dtype=dtype)
-    site = torch.as_tensor(data.site, dtype=torch.long)
-    train_mask, val_mask = _masks(train_rows, n, dtype), _masks(val_rows, n, dtype)
     n_train = train_mask.sum(-1)
     n_val = val_mask.sum(-1)
     has_val = n_val > 0
@@ -208,29 +217,37 @@ def fit_renn(
     )
 
     best = {k: v.detach().clone() for k, v in params.items()}
-    best_score = torch.full((len(seeds),), math.inf, dtype=torch.float64)
-    best_epoch = torch.zeros(len(seeds), dtype=torch.long)
+    best_score = torch.full((len(seeds),), math.inf, dtype=torch.float64, device=device)
+    best_epoch = torch.zeros(len(seeds), dtype=torch.long, device=device)
     history: list[dict[str, object]] = []
     for epoch in range(epochs):
         stacked = stack_plans([plan(r, g) for r, g in zip(train_rows, rngs, strict=True)])
-        rows_t = torch.as_tensor(stacked.rows)
-        weight_t = torch.as_tensor(stacked.weight, dtype=dtype)
-        block_t = torch.as_tensor(stacked.block)
-        block_n_t = torch.as_tensor(stacked.block_n, dtype=dtype)
-        active_t = torch.as_tensor(stacked.active)
+        rows_t = torch.as_tensor(stacked.rows, device=device)
+        weight_t = torch.as_tensor(stacked.weight, dtype=dtype, device=device)
+        block_t = torch.as_tensor(stacked.block, device=device)
+        block_n_t = torch.as_tensor(stacked.block_n, dtype=dtype, device=device)
+        active_t = torch.as_tensor(stacked.active, device=device)
         num_blocks = block_n_t.shape[-1]
-        epoch_loss = torch.zeros(len(seeds), dtype=torch.float64)
+        epoch_loss = torch.zeros(len(seeds), dtype=torch.float64, device=device)
         for t in range(rows_t.shape[0]):
             factor = lr_factor(settings, epoch, optimiser.steps, total_steps)
             rows = rows_t[t]
-            resid = y[rows] - forward_rows(params, x, rows)
+            if step is None:
+                resid = y[rows] - forward_rows(params, x, rows)
+            else:
+                resid = (y[rows] - step.forward(rows)).requires_grad_(True)
             a, s, ss = block_stats(resid, block_t[t], num_blocks, weight_t[t])
             s2e = torch.exp(params["log_s2e"]).unsqueeze(-1)
             s2b = torch.exp(params["log_s2b"]).unsqueeze(-1)
             losses = block_losses(spec.loss, a, s, ss, block_n_t[t], s2e, s2b).sum(-1)
             losses = torch.where(active_t[t], losses, torch.zeros_like(losses))
-            grads = torch.autograd.grad(losses.sum(), [params[k] for k in trainable])
-            optimiser.step(dict(zip(trainable, grads, strict=True)), active_t[t], factor)
+            if step is None:
+                grads = torch.autograd.grad(losses.sum(), [params[k] for k in trainable])
+                named = dict(zip(trainable, grads, strict=True))
+            else:
+                head = torch.autograd.grad(losses.sum(), [resid, *(params[k] for k in var_names)])
+                named = {**step.backward(-head[0]), **dict(zip(var_names, head[1:], strict=True))}
+            optimiser.step(named, active_t[t], factor)
             epoch_loss += losses.detach().double()
         scores = _evaluate_epoch(
             params, spec, x, y, site, data, train_mask, val_mask, val_rows, val_rngs, plan
@@ -252,7 +269,7 @@ def fit_renn(
             on_epoch(epoch + 1, pd.DataFrame(rows_out, columns=list(HISTORY_COLUMNS)))
         if checkpoint_dir is not None and ((epoch + 1) % spec.checkpoint_every == 0):
             _save(checkpoint_dir / f"epoch_{epoch + 1:03d}.pt", spec, params, epoch + 1, y_offset)
-    final = {k: v.detach().clone() for k, v in best.items()}
+    final = {k: v.detach().cpu().clone() for k, v in best.items()}
     if checkpoint_dir is not None:
         _save(checkpoint_dir / f"epoch_{epochs:03d}.pt", spec, params, epochs, y_offset)
         _save(checkpoint_dir / "best.pt", spec, final, -1, y_offset)
@@ -289,11 +306,11 @@ def _evaluate_epoch(params, spec, x, y, site, data, train_mask, val_mask, val_ro
         # every validation chunk is scored, step by step, with the training loss
         total = torch.zeros_like(s2e)
         for t in range(stacked.rows.shape[0]):
-            rows = torch.as_tensor(stacked.rows[t])
+            rows = torch.as_tensor(stacked.rows[t], device=resid.device)
             r = torch.gather(resid, 1, rows)
-            w = torch.as_tensor(stacked.weight[t], dtype=resid.dtype)
-            blocks = torch.as_tensor(stacked.block[t])
-            n_blocks = torch.as_tensor(stacked.block_n[t], dtype=resid.dtype)
+            w = torch.as_tensor(stacked.weight[t], dtype=resid.dtype, device=resid.device)
+            blocks = torch.as_tensor(stacked.block[t], device=resid.device)
+            n_blocks = torch.as_tensor(stacked.block_n[t], dtype=resid.dtype, device=resid.device)
             a, s, ss = block_stats(r, blocks, n_blocks.shape[-1], w)
             total += block_losses(spec.loss, a, s, ss, n_blocks, e, b).sum(-1)
         val_loss = total / torch.clamp(val_mask.sum(-1), min=1.0)
@@ -334,7 +351,7 @@ def _save(path: Path, spec: RennSpec, params: dict[str, Tensor], epoch: int, off
         "spec": asdict(spec),
         "epoch": epoch,
         "y_offset": offset,
-        "params": {k: v.detach().clone() for k, v in params.items()},
+        "params": {k: v.detach().cpu().clone() for k, v in params.items()},
     }
     save_checkpoint(path, payload)
 
