@@ -40,9 +40,6 @@ STUDY_SPLITS: tuple[str, ...] = ("split_patient", "split_site")
 BASELINES: dict[str, str] = {"LMM_intercept": "LMM (intercept)", "LMM_pca": "LMM (PCA features)"}
 LOSS_DISPLAY: dict[str, str] = {**DISPLAY_NAMES, **BASELINES}
 UNIT, SITE, OUTCOME, FEATURE_PREFIX = "unit_id", "site_code", "y", "emb_"
-TRAINER_DEVICE = "cpu"
-"""Where ``fit_renn`` runs: it builds its tensors on the CPU (it has no device argument), and its
-per-step tensors are a few hundred rows, where a kernel launch costs more than the arithmetic."""
 
 HISTORY_COLUMNS = (
     "loss_func", "loss_func_disp", "m", "run", "epoch", "train_loss", "val_loss",
@@ -333,23 +330,22 @@ def run_study(
     table: pd.DataFrame,
     spec: StudySpec,
     *,
-    requested_device: str = "cpu",
+    device: str = "cpu",
     on_fit: Callable[[str, RennFit, float], None] | None = None,
 ) -> StudyResult:
-    """Train every loss of ``spec`` (all seeds stacked), fit the baselines, build the frames.
-
-    The rows record the device the trainer ran on (:data:`TRAINER_DEVICE`); the config also
-    records ``requested_device`` (what the compute resource resolved). ``on_fit(loss, fit,
-    wall_s)`` is called after each loss (progress logging).
+    """Train every loss of ``spec`` (all seeds stacked) on ``device``, fit the baselines, build
+    the frames; the model rows and the config record the device. ``on_fit(loss, fit, wall_s)`` is
+    called after each loss (progress logging).
     """
-    device = TRAINER_DEVICE
     sd = study_data(table, spec)
     fits: dict[str, RennFit] = {}
     histories, models, preds = [], [], []
     for loss in spec.losses:
         start = time.perf_counter()
         with torch_threads(spec.threads):
-            fit = fit_renn(sd.data, spec.renn_spec(loss, intercept_only=sd.intercept_only))
+            fit = fit_renn(
+                sd.data, spec.renn_spec(loss, intercept_only=sd.intercept_only), device=device
+            )
         wall = time.perf_counter() - start
         fits[loss] = fit
         histories.append(history_frame(fit, spec.m))
@@ -363,7 +359,6 @@ def run_study(
     models.append(base[0])
     preds.append(base[1])
     config = study_config(spec, sd, first, device=device)
-    config["requested_device"] = requested_device
     config["cohort_sha256"] = table_digest(table)
     return StudyResult(
         history=pd.concat(histories, ignore_index=True),

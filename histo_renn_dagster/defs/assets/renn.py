@@ -117,17 +117,17 @@ def renn_model(
         spec = config.spec(m)
     except RennError as exc:
         raise dg.Failure(f"renn_model config: {exc}") from exc
-    requested = str(compute.resolve().device)
+    device = str(compute.resolve().device)
     context.log.info(
         f"m={m}: {len(spec.losses)} losses x {len(spec.seeds)} seeds, profile {spec.profile}, "
-        f"{spec.split}, {len(cohort_table)} cohort rows"
+        f"{spec.split}, {len(cohort_table)} cohort rows, on {device}"
     )
 
     def progress(loss: str, fit, wall_s: float) -> None:
         context.log.info(f"m={m} {loss}: {fit.epochs} epochs in {wall_s:.1f} s")
 
     started = time.perf_counter()
-    result = run_study(cohort_table, spec, requested_device=requested, on_fit=progress)
+    result = run_study(cohort_table, spec, device=device, on_fit=progress)
     out = write_study(result, layout.lake().models_dir(m))
     cfg = result.config
     summary = study_summary(result.models)
@@ -140,7 +140,6 @@ def renn_model(
         "rows": int(cfg["rows"]),  # type: ignore[arg-type]
         "intercept_only": bool(cfg["intercept_only"]),
         "device": str(cfg["device"]),
-        "requested_device": requested,
         "wall_s": round(time.perf_counter() - started, 3),
         "per_loss": dg.MetadataValue.json(summary),
     }

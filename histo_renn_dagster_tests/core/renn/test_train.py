@@ -233,3 +233,16 @@ def test_fallback_optimiser_path_matches_the_fused_kernel() -> None:
             opt.step({"w": g}, a.bool(), torch.tensor([1.0, 0.5, 0.25], dtype=T))
         results.append(params["w"])
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_matches_the_cpu() -> None:
+    data = _data(with_split=True)
+    spec = RennSpec(loss="NLL_U", m=3, seeds=(17, 41), hidden=(6, 3), epochs=4, dtype="float64")
+    on_cpu = fit_renn(data, spec)
+    on_gpu = fit_renn(data, spec, device="cuda")
+    for name, value in on_cpu.params.items():
+        assert on_gpu.params[name].device.type == "cpu"  # results come back to the host
+        torch.testing.assert_close(on_gpu.params[name], value, rtol=1e-9, atol=1e-9)
+    assert on_gpu.best_epoch == on_cpu.best_epoch

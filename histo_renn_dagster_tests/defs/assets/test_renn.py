@@ -88,7 +88,7 @@ def test_two_partitions_write_their_studies_and_pass_their_checks(lake: Path, in
         (mat,) = result.asset_materializations_for_node("renn_model")
         assert mat.partition == key
         meta: dict[str, Any] = {k: v.value for k, v in mat.metadata.items()}
-        assert meta["device"] == "cpu" and meta["requested_device"] == "cpu"
+        assert meta["device"] == "cpu"
         assert meta["profile"] == "default" and meta["seeds"] == [17, 41]
         per_loss = meta["per_loss"]
         assert set(per_loss) == {"NLL", "NLL_U", "LMM_intercept", "LMM_pca"}
