@@ -98,10 +98,9 @@ class StackedAdamW:
         key = (names, seeds)
         views = self._views.get(key)
         if views is None:
-            views = tuple(
-                [store[n][s] for n in names for s in seeds]
-                for store in (self.params, self.exp_avg, self.exp_avg_sq)
-            ) + ([self._seed_steps[s] for _ in names for s in seeds],)
+            stores = (self.params, self.exp_avg, self.exp_avg_sq)
+            per_seed = [[store[n][s] for n in names for s in seeds] for store in stores]
+            views = (*per_seed, [self._seed_steps[s] for _ in names for s in seeds])
             self._views[key] = views
         return views
 
