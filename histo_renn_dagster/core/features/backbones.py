@@ -8,15 +8,18 @@ how pathology foundation models plug in. :func:`register_backbone` adds more.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
 import torchvision
 from torch import nn
 
 from histo_renn_dagster.core.errors import BackboneError, WeightsError
-from histo_renn_dagster.core.features.transforms import TransformSpec
+from histo_renn_dagster.core.features.transforms import TransformSpec, preprocess_tiles
 from histo_renn_dagster.core.features.weights import (
     PRETRAINED,
     RANDOM,
@@ -159,8 +162,8 @@ def load_backbone(
         )
     entry = backbone_entry(name)
     if weights == RANDOM:
-        with seeded_init(seed):
-            model = entry.build()
+        model = entry.build()
+        model.load_state_dict(_random_state(name, seed))
         info = random_weights(seed)
     else:
         if weights == PRETRAINED:
@@ -184,6 +187,61 @@ def load_backbone(
             sha256=sha,
         )
     return freeze(name, entry.strip(model), entry.transform, entry.dim, info)
+
+
+CALIBRATION_TILES = ("he_calibration_1.jpg", "he_calibration_2.jpg")
+"""Real H&E tiles (CC0; see data/SOURCES.md) that random weights calibrate BatchNorm on."""
+
+
+@functools.lru_cache(maxsize=4)
+def _random_state(name: str, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded random weights of a registry backbone with calibrated BatchNorm statistics; kept
+    per process, since calibrating costs a few seconds and every slide run needs the same."""
+    entry = backbone_entry(name)
+    with seeded_init(seed):
+        model = entry.build()
+        calibrate_batchnorm(model, entry.transform)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def calibration_images(transform: TransformSpec) -> torch.Tensor:
+    """The packaged real H&E tiles, preprocessed exactly as tiles are for ``transform``."""
+    from PIL import Image
+
+    folder = Path(__file__).with_name("data")
+    tiles = []
+    for name in CALIBRATION_TILES:
+        with Image.open(folder / name) as image:
+            tiles.append(np.asarray(image.convert("RGB")))
+    return preprocess_tiles(torch.from_numpy(np.stack(tiles)), transform).contiguous()
+
+
+def calibrate_batchnorm(model: nn.Module, transform: TransformSpec) -> None:
+    """Random weights only: set every BatchNorm layer's running statistics from one batch of
+    :func:`calibration_images`.
+
+    A freshly built network keeps BatchNorm's identity statistics (mean 0, variance 1), so in
+    eval mode nothing rescales the activations and they shrink layer by layer: a random
+    Inception-v3 returns pooled features of about 1e-8, which no downstream model can use. One
+    forward pass in training mode with cumulative averaging (momentum None) stores each layer's
+    batch statistics, so each layer's output has about unit scale, as in a trained network.
+    The batch is real H&E (:data:`CALIBRATION_TILES`): a random network amplifies any shift in
+    input statistics layer by layer, and noise images left tile features at ~50 instead of ~0.5.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    batch = calibration_images(transform)
+    model.train()
+    with torch.no_grad():
+        model(batch)
+    model.eval()
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
 
 
 def freeze(

@@ -5,6 +5,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -139,3 +140,29 @@ def test_timm_models_plug_in(monkeypatch, tmp_path: Path) -> None:
     assert from_file.weights.kind == "file" and from_file.weights.sha256 == sha
     with pytest.raises(WeightsError, match=r"timm:fake_vit: timm could not load.*weights: random"):
         load_backbone("timm:fake_vit", "pretrained")
+
+
+def test_random_inception_features_have_the_scale_of_a_trained_network() -> None:
+    # Without calibrated BatchNorm statistics a random Inception-v3 returns ~1e-8 everywhere.
+    import openslide
+
+    from histo_renn_dagster.core.features.transforms import preprocess_tiles
+
+    backbone = load_backbone("inception_v3", "random", seed=0)
+    again = load_backbone("inception_v3", "random", seed=0)
+    slide = openslide.OpenSlide(
+        str(Path(__file__).parents[2] / "data/slides/CMU-1-Small-Region.svs")
+    )
+    tiles = [
+        slide.read_region(xy, 0, (598, 598)).convert("RGB") for xy in ((1500, 300), (300, 2000))
+    ]
+    images = preprocess_tiles(
+        torch.as_tensor(np.stack([np.asarray(t) for t in tiles])), backbone.transform
+    )
+    with torch.no_grad():
+        features = backbone.model(images)
+        same = again.model(images)
+    assert features.shape == (2, 2048)
+    assert 0.05 < float(features.mean()) < 5.0, float(features.mean())
+    assert float((features[0] - features[1]).abs().mean()) > 1e-3  # tiles stay distinguishable
+    torch.testing.assert_close(features, same, rtol=0, atol=0)  # seeded, calibration included
