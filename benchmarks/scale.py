@@ -11,7 +11,9 @@ set), every instance measurement runs on SQLite and on PostgreSQL side by side.
 (c) a backfill of ``slide_embedding`` over N partitions through the real backfill daemon code:
     runs created (the multi_run(64) backfill policy batches 64 slides a run) and time to enqueue;
 (d) per-slide orchestration overhead: one demo slide's download + tiling + embedding as core calls
-    vs as a Dagster run (in-process, as ``make demo``), extrapolated to a real-size slide;
+    vs as a Dagster run (in-process, as ``make demo``) and, with Redis installed, as a
+    ``slide_run_celery`` run on a cpu + a gpu worker (worker time and task count); min of
+    ``--repeats``; extrapolated to a real-size slide (``--sizes`` with no value runs (d)+(e) only);
 (e) a projection of the 1133-slide cohort's wall time on N CPU workers + 1 GPU worker.
 """
 
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
+import numpy as np  # noqa: E402
 
 from histo_renn_dagster.emulator.catalogue import BytesBlob, Catalogue  # noqa: E402
 from histo_renn_dagster.emulator.server import GDCEmulator  # noqa: E402
@@ -49,6 +52,7 @@ REAL_SLIDE_BYTES = 0.9e9
 REAL_SLIDE_TILES = 2500
 EMBED_K = 32
 TASK_SECONDS = re.compile(r"Task execute_plan\[[^\]]+\] succeeded in ([0-9.]+)s")
+TASK_RECEIVED = re.compile(r"Task execute_plan\[[^\]]+\] received")
 OVERHEAD_SLIDE = "0b2e87e5-8168-4e31-ace7-ef06fb4a1e68"  # the demo's largest of its first three
 
 
@@ -237,15 +241,40 @@ def bench_backfill(instance: dg.DagsterInstance, n: int) -> dict[str, Any]:
 # (d) + (e) -----------------------------------------------------------------------------------
 
 
-def bench_overhead(workdir: Path, args_repeats: int = 2) -> dict[str, float]:
-    """One demo slide: core calls vs one in-process Dagster run of the same three assets."""
-    from histo_renn_dagster import definitions
+def _core_slide(gdc_url: str, blob: Any, slide: str, lake_dir: Path) -> tuple[float, int]:
+    """One slide's work as plain core calls, no Dagster: download, tiling, embedding (k = 8,
+    random weights, the backbone built as each embedding step builds it). Returns the tiling
+    seconds and the tile count."""
     from histo_renn_dagster.core.features import EmbeddingSpec, embed_store_files, load_backbone
     from histo_renn_dagster.core.features.compute import ComputeSpec, resolve_compute
     from histo_renn_dagster.core.gdc.client import GDCClient
     from histo_renn_dagster.core.layout import LakeLayout
     from histo_renn_dagster.core.wsi.store import verify_tile_store
     from histo_renn_dagster.core.wsi.tiling import TilingSpec, tile_slide
+
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    lake = LakeLayout(lake_dir)
+    with GDCClient(gdc_url) as client:
+        result = client.download(slide, lake.slides_dir, md5=blob.md5, size=blob.size)
+    tiled = tile_slide(result.path, lake.tiles_path(slide), TilingSpec(), slide_id=slide)
+    verify_tile_store(tiled.out, expected_tiles=tiled.tiles)
+    backbone = load_backbone("inception_v3", "random", seed=0)
+    resolved = resolve_compute(ComputeSpec(device="auto"))
+    list(
+        embed_store_files(
+            [(lake.tiles_path(slide), lake.embedding_path(slide))],
+            backbone,
+            EmbeddingSpec(k=8, seed=0),
+            resolved,
+        )
+    )
+    return tiled.seconds, tiled.tiles
+
+
+def bench_overhead(workdir: Path, repeats: int = 3) -> dict[str, float]:
+    """One demo slide: core calls vs one in-process Dagster run of the same three assets, timed
+    in pairs (core, then run) so both see the same machine load; the median pair counts."""
+    from histo_renn_dagster import definitions
     from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
     from histo_renn_dagster.emulator.cohorts import load_cohort
     from histo_renn_dagster.emulator.publishing import subset_catalogue
@@ -254,27 +283,12 @@ def bench_overhead(workdir: Path, args_repeats: int = 2) -> dict[str, float]:
     slide = OVERHEAD_SLIDE
     doc = next(d for d in demo.files if d["file_id"] == slide)
     served = subset_catalogue(demo, [slide])
-    served.blobs[slide].path()  # generate before timing
+    blob = served.blobs[slide]
+    blob.path()  # generate before timing
     with GDCEmulator(served) as emulator:
-        lake = LakeLayout(workdir / "core-lake")
 
         def core() -> tuple[float, int]:
-            with GDCClient(emulator.url) as client:
-                blob = served.blobs[slide]
-                result = client.download(slide, lake.slides_dir, md5=blob.md5, size=blob.size)
-            tiled = tile_slide(result.path, lake.tiles_path(slide), TilingSpec(), slide_id=slide)
-            verify_tile_store(tiled.out, expected_tiles=tiled.tiles)
-            backbone = load_backbone("inception_v3", "random", seed=0)
-            resolved = resolve_compute(ComputeSpec(device="auto"))
-            list(
-                embed_store_files(
-                    [(lake.tiles_path(slide), lake.embedding_path(slide))],
-                    backbone,
-                    EmbeddingSpec(k=8, seed=0),
-                    resolved,
-                )
-            )
-            return tiled.seconds, tiled.tiles
+            return _core_slide(emulator.url, blob, slide, workdir / "core-lake")
 
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -302,26 +316,26 @@ def bench_overhead(workdir: Path, args_repeats: int = 2) -> dict[str, float]:
         timings: list[float] = []
         core()  # warm-up: imports, first model build
         core_times, run_times = [], []
-        for i in range(args_repeats):
-            shutil.rmtree(lake.root, ignore_errors=True)
+        for i in range(repeats):
             seconds, (tiling_s, tiles) = _timed(core)
             core_times.append(seconds)
             run(workdir / f"dagster-lake-{i}")
             run_times.append(timings[-1])
-        core_s, run_s = min(core_times), min(run_times)
     return {
-        "core_s": core_s,
-        "run_s": run_s,
-        "overhead_s": max(run_s - core_s, 0.0),
+        "core_s": float(np.median(core_times)),
+        "run_s": float(np.median(run_times)),
+        "overhead_s": max(float(np.median(np.subtract(run_times, core_times))), 0.0),
         "tiles": tiles,
         "tiling_s": tiling_s,
-        "bytes": float(doc.get("file_size") or served.blobs[slide].size),
+        "bytes": float(doc.get("file_size") or blob.size),
     }
 
 
-def bench_celery(workdir: Path, pg_url: str, core_s: float) -> dict[str, float]:
-    """The same demo slide as one ``slide_run_celery`` run: Postgres instance, Redis, one cpu and
-    one gpu worker (the integration tests' helpers), launched with ``dagster job execute``."""
+def bench_celery(workdir: Path, pg_url: str, repeats: int = 3) -> dict[str, Any]:
+    """The same demo slide as ``slide_run_celery`` runs: Postgres instance, Redis, one cpu and
+    one gpu worker (the integration tests' helpers), launched with ``dagster job execute``. One
+    warm-up run, then ``repeats`` measured runs, each right after the same work as core calls
+    (paired, so both see the same machine load); the median pair counts."""
     from histo_renn_dagster.emulator.cohorts import load_cohort
     from histo_renn_dagster.emulator.publishing import subset_catalogue
     from histo_renn_dagster_tests.integration.cluster import make_cluster
@@ -329,9 +343,10 @@ def bench_celery(workdir: Path, pg_url: str, core_s: float) -> dict[str, float]:
 
     demo = load_cohort("demo", workdir / "emulator-cache")
     slide = OVERHEAD_SLIDE
+    served = subset_catalogue(demo, [slide])
     redis = start_redis()
     try:
-        with GDCEmulator(subset_catalogue(demo, [slide])) as emulator:
+        with GDCEmulator(served) as emulator:
             env = {
                 **postgres_from_url(pg_url).env(),
                 "HISTO_RENN_CELERY_BROKER": redis.url,
@@ -343,28 +358,65 @@ def bench_celery(workdir: Path, pg_url: str, core_s: float) -> dict[str, float]:
                 cluster.start_workers([("cpu1", "cpu"), ("gpu1", "gpu")])
                 cluster.execute("manifests_celery")
                 config = {"ops": {"slide_embedding": {"config": {"weights": "random", "k": 8}}}}
-                # The first run warms the workers (imports, model build); the second is measured.
-                for _ in range(2):
+                core_lake = workdir / "celery-core-lake"
+                # (core, worker busy, run wall, tasks, Dagster step time) per measured run
+                pairs: list[tuple[float, float, float, int, float]] = []
+                # The first run warms the workers (imports, model build); the others are measured.
+                for i in range(1 + repeats):
+                    core_s, _ = _timed(
+                        lambda: _core_slide(emulator.url, served.blobs[slide], slide, core_lake)
+                    )
                     offsets = {n: w.log.stat().st_size for n, w in cluster.workers.items()}
                     run_s, _ = _timed(
                         lambda: cluster.execute(
                             "slide_run_celery", partition=slide, run_config=config
                         )
                     )
-                busy_s = 0.0
-                for name, worker in cluster.workers.items():
-                    text = worker.log.read_bytes()[offsets[name] :].decode(errors="replace")
-                    busy_s += sum(float(x) for x in TASK_SECONDS.findall(text))
+                    tasks = _task_seconds(cluster, offsets)
+                    if i:
+                        steps_s = _step_seconds(cluster, "slide_run_celery")
+                        pairs.append((core_s, sum(tasks), run_s, len(tasks), steps_s))
             finally:
                 cluster.stop_workers()
     finally:
         redis.stop()
+    core, busy, run, tasks, steps = (np.array(column) for column in zip(*pairs, strict=True))
     return {
-        "run_s": run_s,
-        "overhead_s": max(run_s - core_s, 0.0),
-        "worker_busy_s": busy_s,
-        "worker_overhead_s": max(busy_s - core_s, 0.0),
+        "core_s": float(np.median(core)),
+        "run_s": float(np.median(run)),
+        "overhead_s": max(float(np.median(run - core)), 0.0),
+        "worker_busy_s": float(np.median(busy)),
+        "tasks": int(tasks.max()),
+        "wrapper_s": max(float(np.median(busy - steps)), 0.0),
+        "worker_overhead_s": max(float(np.median(busy - core)), 0.0),
+        "worker_overhead_all_s": [float(x) for x in busy - core],
     }
+
+
+def _task_seconds(cluster: Any, offsets: dict[str, int]) -> list[float]:
+    """Run time of each Celery task the workers logged since ``offsets`` (a worker logs a task's
+    line just after it reports the result, so wait until every received task has one)."""
+    deadline = time.monotonic() + 10
+    while True:
+        received, seconds = 0, []
+        for name, worker in cluster.workers.items():
+            text = worker.log.read_bytes()[offsets[name] :].decode(errors="replace")
+            received += len(TASK_RECEIVED.findall(text))
+            seconds += [float(x) for x in TASK_SECONDS.findall(text)]
+        if len(seconds) >= received or time.monotonic() > deadline:
+            return seconds
+        time.sleep(0.1)
+
+
+def _step_seconds(cluster: Any, job: str) -> float:
+    """Dagster's own duration of every step of the newest run of ``job`` (STEP_SUCCESS events):
+    subtracted from the Celery task times it leaves each task's cost outside its step."""
+    from dagster._core.events import DagsterEventType
+
+    with cluster.instance() as instance:
+        run = cluster.runs(instance, job)[0]
+        entries = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS)
+        return sum(e.dagster_event.event_specific_data.duration_ms for e in entries) / 1e3
 
 
 def project(
@@ -425,6 +477,12 @@ def main() -> None:
         help="sizes for (c) (default: --sizes); a backfill run takes seconds to create",
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="(d): timed repeats of the core calls and of the Celery slide run (min counts)",
+    )
     parser.add_argument("--cpu-workers", type=int, nargs="+", default=[4, 8, 16, 32])
     parser.add_argument("--slide-bytes", type=float, default=REAL_SLIDE_BYTES)
     parser.add_argument("--slide-tiles", type=int, default=REAL_SLIDE_TILES)
@@ -478,23 +536,27 @@ def main() -> None:
                         f"(ceil(N/64) = {b['expected_runs']}, {b['ranged_runs']} partition-range runs), enqueued in {b['enqueue_s']:.2f} s "
                         f"({b['iterations']} daemon iterations); one run per slide would be {n}"
                     )
-            o = bench_overhead(Path(tmp))
+            o = bench_overhead(Path(tmp), args.repeats)
             print(
                 f"(d) demo slide ({o['bytes'] / 1e6:.1f} MB, {o['tiles']} tiles): core "
                 f"{o['core_s']:.2f} s, in-process run {o['run_s']:.2f} s, overhead "
-                f"{o['overhead_s']:.2f} s = {o['overhead_s'] / o['core_s']:.1%} of compute"
+                f"{o['overhead_s']:.2f} s = {o['overhead_s'] / o['core_s']:.1%} of compute "
+                f"(medians of {args.repeats} pairs)"
             )
             worker_overhead_s, run_overhead_s = o["overhead_s"], args.run_overhead_s
             if pg_url and shutil.which("redis-server"):
-                c = bench_celery(Path(tmp), pg_url, o["core_s"])
+                c = bench_celery(Path(tmp), pg_url, args.repeats)
                 worker_overhead_s = c["worker_overhead_s"]
                 run_overhead_s = c["overhead_s"]
                 print(
                     f"(d) same slide as a Celery run (Postgres, Redis, cpu + gpu worker, warm, "
-                    f"`dagster job execute`): run {c['run_s']:.2f} s (latency overhead "
-                    f"{c['overhead_s']:.2f} s); workers busy {c['worker_busy_s']:.2f} s, "
-                    f"worker-side overhead {c['worker_overhead_s']:.2f} s = "
-                    f"{c['worker_overhead_s'] / o['core_s']:.1%} of this small slide's compute"
+                    f"`dagster job execute`; medians of {args.repeats} pairs with core calls): "
+                    f"core {c['core_s']:.2f} s, run {c['run_s']:.2f} s (latency overhead "
+                    f"{c['overhead_s']:.2f} s); {c['tasks']} worker tasks, busy "
+                    f"{c['worker_busy_s']:.2f} s ({c['wrapper_s']:.2f} s outside the steps' own "
+                    f"time); worker-side overhead {c['worker_overhead_s']:.2f} s (pairs: "
+                    f"{', '.join(f'{x:.2f}' for x in c['worker_overhead_all_s'])}) = "
+                    f"{c['worker_overhead_s'] / c['core_s']:.1%} of this small slide's compute"
                 )
             tile_s = o["tiling_s"] / max(o["tiles"], 1)
             real = args.slide_bytes / (args.download_mb_s * 1e6) + args.slide_tiles * tile_s
