@@ -51,6 +51,7 @@ class DemoSummary:
     failed: dict[str, str] = field(default_factory=dict)
     report: str = ""
     seconds: float = 0.0
+    sigma2_b_by_m: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def as_record(self) -> dict:
         return {
@@ -90,13 +91,35 @@ def _latest_timestamp(
     return records[0].timestamp if records else None
 
 
+def _latest_metadata(instance: dg.DagsterInstance, name: str, partition: str | None) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(name),
+            asset_partitions=None if partition is None else [partition],
+        ),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
 def _up_to_date(
-    instance: dg.DagsterInstance, name: str, partition: str | None, deps: Sequence[str]
+    instance: dg.DagsterInstance,
+    name: str,
+    partition: str | None,
+    deps: Sequence[str],
+    config: dict | None = None,
 ) -> bool:
-    """Materialized after every input last changed: running it again would redo the same work."""
+    """Materialized after every input last changed, with the same ``config`` values recorded in
+    its metadata: running it again would redo the same work."""
     own = _latest_timestamp(instance, dg.AssetKey(name), partition)
     if own is None:
         return False
+    if config:
+        recorded = _latest_metadata(instance, name, partition)
+        if any(recorded.get(k) != v for k, v in config.items()):
+            return False
     inputs = [_latest_timestamp(instance, dg.AssetKey(d)) for d in deps]
     return all(t is None or t <= own for t in inputs)
 
@@ -110,9 +133,14 @@ def run_demo(
     cohort: str = "demo",
     storage: Path = Path("storage"),
     refresh_manifests: bool = False,
+    profile: str = "default",
     echo: Callable[[dict], None] = lambda record: None,
 ) -> DemoSummary:
-    """Materialize every asset that exists on ``cohort`` served by a local emulator."""
+    """Materialize every asset that exists on ``cohort`` served by a local emulator.
+
+    ``profile`` is renn_model's training profile: ``default`` (the fixed study) or ``reference``
+    (as the reference ran); switching it re-trains the six partitions and rebuilds the results.
+    """
     from histo_renn_dagster import definitions
     from histo_renn_dagster.emulator.cohorts import load_cohort
     from histo_renn_dagster.emulator.server import GDCEmulator
@@ -124,6 +152,7 @@ def run_demo(
     layout = LayoutResource(root=str(home / "lake"))
     instance = dg.DagsterInstance.get()
     assets = definitions.ASSETS
+    config = {**DEMO_CONFIG, "renn_model": {"profile": profile}}
     catalogue = load_cohort(cohort, home / "emulator")
     with GDCEmulator(catalogue) as emulator:
         url = emulator.url
@@ -145,7 +174,7 @@ def run_demo(
                 # shows the assets' own progress messages.
                 run_config={
                     "loggers": {"console": {"config": {"log_level": "INFO"}}},
-                    "ops": {a: {"config": DEMO_CONFIG[a]} for a in selection if a in DEMO_CONFIG},
+                    "ops": {a: {"config": config[a]} for a in selection if a in config},
                 },
             )
             record = {"event": "run", "what": label, "seconds": round(time.perf_counter() - t0, 2)}
@@ -186,10 +215,18 @@ def run_demo(
             if name not in defined:
                 continue
             label = name if partition is None else f"{name}/{partition}"
-            if _up_to_date(instance, name, partition, deps):
+            if _up_to_date(instance, name, partition, deps, config.get(name)):
                 summary.skipped.append(label)
                 continue
             materialize([name], partition, label)
     summary.report = str(layout.lake().reports_dir / "report.html")
+    models = layout.lake().table_path("renn_results_models")
+    if models.is_file():
+        import pandas as pd
+
+        from histo_renn_dagster.core.renn.study_io import sigma2_b_by_m
+
+        summary.sigma2_b_by_m = sigma2_b_by_m(pd.read_parquet(models))
+        echo({"event": "sigma2_b_by_m", "profile": profile, "losses": summary.sigma2_b_by_m})
     summary.seconds = time.perf_counter() - started
     return summary

@@ -185,6 +185,22 @@ def study_summary(models: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def sigma2_b_by_m(models: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Mean over seeds of the selected sigma2_b, per loss (and baseline) and m in increasing
+    order: the study's headline (the reference's estimates grow with m; a sound study's do
+    not)."""
+
+    def order(m: object) -> tuple[bool, int]:
+        text = str(m)
+        return (not text.isdigit(), int(text) if text.isdigit() else 0)  # "full" last
+
+    out: dict[str, dict[str, float | None]] = {}
+    for loss, rows in models.groupby("loss_func", sort=False):
+        means = rows.groupby("m")["sigma2_b"].mean()
+        out[str(loss)] = {str(m): _round(means[m]) for m in sorted(means.index, key=order)}
+    return out
+
+
 def _round(value: object) -> float | None:
     """Six decimals; None for NaN (JSON metadata has no NaN)."""
     number = float(value)  # type: ignore[arg-type]
