@@ -7,7 +7,8 @@ event storage) and loads this module as its code location instead::
     dagster dev -m histo_renn_dagster.defs.executors        # or workspace deploy/workspace.yaml
 
 It is the same asset graph, resources, sensors and schedules, plus Celery job variants, and the
-Celery executor as the default for every asset job (UI materializations and backfills included).
+Celery executor as the default for every asset job (UI materializations and backfills included);
+``new_slides_sensor`` requests ``slide_run_celery`` here, so the slides it finds run on workers.
 Steps go to the queue named by their ``dagster-celery/queue`` op tag, else to ``cpu``: download,
 tiling, manifests and tables to ``cpu`` workers, embedding and training to ``gpu`` workers. The
 ``gpu`` *pool* still holds: the run that submits a step claims the pool slot in the (shared)
@@ -107,12 +108,18 @@ def celery_jobs(
     asset_names: Iterable[str], executor: dg.ExecutorDefinition
 ) -> list[UnresolvedAssetJobDefinition]:
     """Celery variants of the platform's jobs, for the assets that exist in ``asset_names``."""
+    from histo_renn_dagster.defs.sensors import build_slide_run_job
+
     names = set(asset_names)
 
     def job(name: str, assets: tuple[str, ...], description: str):
         present = [a for a in assets if a in names]
         if not present:
             return None
+        if assets == SLIDE_ASSETS:  # the sensor's per-slide job, on Celery
+            return build_slide_run_job(
+                present, name=name, executor_def=executor, description=description
+            )
         return dg.define_asset_job(
             name,
             selection=dg.AssetSelection.assets(*present),
@@ -138,8 +145,10 @@ def celery_jobs(
 
 
 def scaled_definitions(settings: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The platform's Definitions with Celery as the default executor plus the Celery jobs."""
+    """The platform's Definitions with Celery as the default executor plus the Celery jobs, and
+    ``new_slides_sensor`` requesting ``slide_run_celery`` (not the in-process ``slide_run``)."""
     from histo_renn_dagster import definitions
+    from histo_renn_dagster.defs.sensors import build_new_slides_sensor, new_slides_sensor
 
     executor = celery_executor(settings)
     # As for `slide_run` in definitions.py: one slide per run, so the mixed backfill policies of
@@ -148,9 +157,27 @@ def scaled_definitions(settings: Mapping[str, Any] | None = None) -> dg.Definiti
         "ignore", message="Asset job slide_run_celery materializes assets with varying"
     )
     names = [key.to_user_string() for a in definitions.ASSETS for key in a.keys]
-    return dg.Definitions.merge(
-        definitions.defs,
-        dg.Definitions(jobs=celery_jobs(names, executor), executor=executor),
+    jobs = celery_jobs(names, executor)
+    slide_job = next((j for j in jobs if j.name == "slide_run_celery"), None)
+    base = definitions.defs
+    sensors = [
+        # The same sensor (name, so its cursor and status; discovery limits) on Celery runs.
+        build_new_slides_sensor(slide_job=slide_job)
+        if slide_job is not None and sensor.name == new_slides_sensor.name
+        else sensor
+        for sensor in base.sensors or []
+    ]
+    # Definitions.merge cannot replace a sensor, so the location is rebuilt from the parts.
+    return dg.Definitions(
+        assets=base.assets,
+        asset_checks=base.asset_checks,
+        jobs=[*(base.jobs or []), *jobs],
+        sensors=sensors,
+        schedules=base.schedules,
+        resources=base.resources,
+        loggers=base.loggers,
+        metadata=base.metadata,
+        executor=executor,
     )
 
 

@@ -38,14 +38,19 @@ TRIGGER_TAG = "histo_renn/trigger"
 
 def build_slide_run_job(
     slide_assets: Sequence[str] = SLIDE_RUN_ASSETS,
+    *,
+    name: str = "slide_run",
+    # One process per run, not per step: a slide's steps are short and sequential.
+    executor_def: dg.ExecutorDefinition = dg.in_process_executor,
+    description: str = "Download, tile and embed one slide (one 'slides' partition).",
 ) -> UnresolvedAssetJobDefinition:
-    """``slide_run``: one slide's per-slide assets (a ``slides`` partition) in one run."""
+    """``slide_run``: one slide's per-slide assets (a ``slides`` partition) in one run; a scaled
+    deployment builds its distributed variant with another name and executor."""
     return dg.define_asset_job(
-        "slide_run",
+        name,
         selection=dg.AssetSelection.assets(*slide_assets),
-        # One process per run, not per step: a slide's steps are short and sequential.
-        executor_def=dg.in_process_executor,
-        description="Download, tile and embed one slide (one 'slides' partition).",
+        executor_def=executor_def,
+        description=description,
     )
 
 
@@ -83,6 +88,7 @@ def build_new_slides_sensor(
     *,
     name: str = "new_slides_sensor",
     slide_assets: Sequence[str] = SLIDE_RUN_ASSETS,
+    slide_job: UnresolvedAssetJobDefinition | None = None,
     manifest_job: UnresolvedAssetJobDefinition = manifest_refresh_job,
     project_id: str = "TCGA-BRCA",
     spec: DiscoverySpec | None = None,
@@ -91,20 +97,22 @@ def build_new_slides_sensor(
 ) -> dg.SensorDefinition:
     """A sensor that registers new GDC slides and requests one ``slide_run`` per slide.
 
+    ``slide_job`` is the per-slide job it requests (default: ``slide_run`` over
+    ``slide_assets``, in-process); the Celery code location passes ``slide_run_celery``.
     Stopped by default: with the default ``gdc`` resource it would start downloading the real
     cohort (about 1 TB). Turn it on in the UI (Automation) or with ``dagster sensor start``.
     """
     spec = spec or DiscoverySpec()
     default = tuple(slide_assets) == SLIDE_RUN_ASSETS
-    slide_job = slide_run_job if default else build_slide_run_job(slide_assets)
+    run_job = slide_job or (slide_run_job if default else build_slide_run_job(slide_assets))
 
     @dg.sensor(
         name=name,
-        jobs=[slide_job, manifest_job],
+        jobs=[run_job, manifest_job],
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=f"Registers new {project_id} diagnostic slides listed by the GDC as "
-        f"'{SLIDES_PARTITION}' partitions and requests a '{slide_job.name}' run per slide "
+        f"'{SLIDES_PARTITION}' partitions and requests a '{run_job.name}' run per slide "
         f"(<= {spec.max_runs_per_tick} per tick, <= {spec.max_in_flight} in flight).",
     )
     def _sensor(
@@ -143,7 +151,7 @@ def build_new_slides_sensor(
                 )
             )
         runs += [
-            dg.RunRequest(job_name=slide_job.name, partition_key=file_id, tags={TRIGGER_TAG: name})
+            dg.RunRequest(job_name=run_job.name, partition_key=file_id, tags={TRIGGER_TAG: name})
             for file_id in plan.run
         ]
         requests = []

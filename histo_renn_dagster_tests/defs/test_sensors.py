@@ -22,7 +22,11 @@ from histo_renn_dagster.defs.assets.slides import slide_file
 from histo_renn_dagster.defs.io_managers import ParquetIOManager
 from histo_renn_dagster.defs.partitions import SLIDES_PARTITION, slides_partitions
 from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
-from histo_renn_dagster.defs.sensors import build_new_slides_sensor, new_slides_sensor
+from histo_renn_dagster.defs.sensors import (
+    build_new_slides_sensor,
+    build_slide_run_job,
+    new_slides_sensor,
+)
 from histo_renn_dagster.emulator.catalogue import Catalogue
 from histo_renn_dagster.emulator.publishing import hold_back_slides
 from histo_renn_dagster.emulator.server import GDCEmulator
@@ -182,3 +186,23 @@ def test_the_default_sensor_is_stopped_and_targets_the_slide_run() -> None:
     assert set(slide_run.asset_layer.executable_asset_keys) == {dg.AssetKey("slide_file")}
     manifests = defs.resolve_job_def("manifest_refresh")
     assert set(manifests.asset_layer.executable_asset_keys) == MANIFESTS
+
+
+def test_a_location_can_give_the_sensor_its_own_slide_job() -> None:
+    # What the Celery location (defs/executors.py) does with slide_run_celery.
+    job = build_slide_run_job(
+        ("slide_file",), name="slide_run_elsewhere", executor_def=dg.multiprocess_executor
+    )
+    sensor = build_new_slides_sensor(slide_assets=("slide_file",), slide_job=job)
+    assert [t.job_name for t in sensor.targets] == ["slide_run_elsewhere", "manifest_refresh"]
+    layout = LayoutResource(root="unused")
+    defs = dg.Definitions(
+        assets=ASSETS,
+        sensors=[sensor],
+        resources={
+            "gdc": GDCResource(),
+            "layout": layout,
+            "io_manager": ParquetIOManager(layout=layout),
+        },
+    )
+    assert defs.resolve_job_def("slide_run_elsewhere").executor_def is dg.multiprocess_executor

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
+from dagster._core.definitions.partitions.context import partition_loading_context
 
 from histo_renn_dagster.defs.executors import (
     BACKEND_ENV,
@@ -20,6 +22,10 @@ from histo_renn_dagster.defs.executors import (
     celery_executor,
     celery_jobs,
 )
+from histo_renn_dagster.defs.partitions import SLIDES_PARTITION
+from histo_renn_dagster.defs.resources import GDCResource, LayoutResource
+from histo_renn_dagster.emulator.catalogue import Catalogue
+from histo_renn_dagster.emulator.server import GDCEmulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_ENV = {
@@ -95,3 +101,35 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "dagster_celery", None)
     with pytest.raises(ScaleExtraMissingError, match=r"pip install -e '\.\[scale\]'"):
         celery_executor()
+
+
+def test_new_slides_sensor_requests_celery_slide_runs(
+    scaled: dg.Definitions, fixture_catalogue: Catalogue, tmp_path: Path
+) -> None:
+    sensor = scaled.resolve_sensor_def("new_slides_sensor")
+    targets = sorted(t.job_name for t in sensor.targets)
+    assert targets == ["manifest_refresh", "slide_run_celery"]
+    for name in targets:
+        assert scaled.resolve_job_def(name).executor_def.name == "celery_cpu_gpu", name
+    assert scaled.resolve_job_def("slide_run").executor_def is dg.in_process_executor
+
+    # A tick as the daemon evaluates it, the slides registered and in the manifest (an earlier
+    # tick's work): each gets a Celery run.
+    layout = LayoutResource(root=str(tmp_path))
+    slides = [d["file_id"] for d in fixture_catalogue.files if d["data_format"] == "SVS"]
+    table = layout.lake().table_path("gdc_slide_manifest")
+    table.parent.mkdir(parents=True)
+    pd.DataFrame({"file_id": slides}).to_parquet(table)
+    with GDCEmulator(fixture_catalogue) as emulator, dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SLIDES_PARTITION, slides)
+        resources = {"gdc": GDCResource(base_url=emulator.url), "layout": layout}
+        with (
+            dg.build_sensor_context(
+                instance=instance, resources=resources, definitions=scaled
+            ) as context,
+            partition_loading_context(dynamic_partitions_store=instance),
+        ):
+            result = sensor.evaluate_tick(context)
+    requested = [(r.job_name, r.partition_key) for r in result.run_requests or []]
+    assert requested and {job for job, _ in requested} == {"slide_run_celery"}
+    assert {key for _, key in requested} == set(slides)
