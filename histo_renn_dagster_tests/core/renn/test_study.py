@@ -61,3 +61,25 @@ def test_simulation_recovers_variances_and_the_blup_helps_only_on_seen_sites(
     # and in every replicate the unseen ratio exceeded the seen ratio by >= 0.15
     assert seen[0] / seen[1] < 0.85
     assert unseen[0] / unseen[1] > seen[0] / seen[1] + 0.1
+
+
+def test_reference_profile_inflates_sigma2_b_with_m_and_the_default_does_not(
+    slide_table: pd.DataFrame,
+) -> None:
+    # The demo's shape: 8 sites x 6 slides of real y, 2048 features at the scale of pooled
+    # ReLUs. Reference (y not centred, variances from 1, 60 epochs of group-exclusive chunks):
+    # fewer steps at larger m leave more of y's mean in sigma2_b: 0.85 / 0.53 at m = 2, 1.06 at
+    # m = 8 (NLL / NLL_cor_1; whole sites from m = 6 on). Default: 0.0018 at both.
+    sites = sorted(s for s, n in slide_table["tss_code"].value_counts().items() if n >= 6)[:8]
+    rows = pd.concat([slide_table[slide_table["tss_code"] == s].head(6) for s in sites])
+    x = np.abs(np.random.default_rng(0).normal(0.3, 0.3, (len(rows), 2048)))
+    data = make_renn_data(rows["y"].to_numpy(), rows["tss_code"].to_numpy(), x)
+    got = {}
+    for profile in ("reference", "default"):
+        for loss in ("NLL", "NLL_cor_1"):
+            for m in (2, 8):
+                spec = RennSpec(loss=loss, m=m, profile=profile, seeds=SEEDS, step_budget=300)
+                got[profile, loss, m] = float(np.mean(fit_renn(data, spec).sigma2_b))
+    for loss in ("NLL", "NLL_cor_1"):
+        assert got["reference", loss, 8] > got["reference", loss, 2] + 0.1, got
+        assert abs(got["default", loss, 8] - got["default", loss, 2]) < 0.05, got
