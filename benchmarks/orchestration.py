@@ -11,7 +11,8 @@ dir) and the same lake layout:
     ``context.partition_keys`` (a partition-range run);
 (d) one CLI process per slide: ``dagster asset materialize --partition KEY`` in a subprocess, which
     is what each queued run of a backfill costs (a process that loads the code, then runs), with
-    the default multiprocess executor (one more process per step: the asset and its two checks);
+    the default multiprocess executor (one more process per step; the asset's checks run inside
+    its step);
 (e) the same with the in-process executor (``--config-json`` selecting ``in_process``);
 then the failure isolation of (b) and (c) when one slide of the batch is not a slide.
 
@@ -37,7 +38,6 @@ from histo_renn_dagster.core.errors import HistoRennError  # noqa: E402
 from histo_renn_dagster.core.wsi.store import verify_tile_store  # noqa: E402
 from histo_renn_dagster.core.wsi.tiling import tile_slide  # noqa: E402
 from histo_renn_dagster.defs.assets.slides import slide_tiles  # noqa: E402
-from histo_renn_dagster.defs.checks import SLIDE_TILES_CHECKS  # noqa: E402
 from histo_renn_dagster.defs.partitions import SLIDES_PARTITION, slides_partitions  # noqa: E402
 from histo_renn_dagster.defs.resources import LayoutResource  # noqa: E402
 
@@ -72,7 +72,6 @@ def slide_tiles_batched(context: dg.AssetExecutionContext, layout: LayoutResourc
 
 defs = dg.Definitions(
     assets=[slide_tiles, slide_tiles_batched],
-    asset_checks=SLIDE_TILES_CHECKS,
     resources={"layout": LayoutResource()},
 )
 
@@ -130,7 +129,7 @@ def per_slide_runs(instance: dg.DagsterInstance, lake: Path, keys: list[str]) ->
     failed = 0
     for key in keys:
         result = dg.materialize(
-            [slide_tiles, *SLIDE_TILES_CHECKS],
+            [slide_tiles],
             partition_key=key,
             instance=instance,
             resources=resources,

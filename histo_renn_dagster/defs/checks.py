@@ -92,8 +92,3 @@ def slide_tiles_check_results(store: Path) -> list[dg.AssetCheckResult]:
         fn(store)._replace(asset_key=SLIDE_TILES, check_name=name)
         for name, fn in _SLIDE_TILES_CHECK_FNS.items()
     ]
-
-
-SLIDE_TILES_CHECKS: list[dg.AssetChecksDefinition] = []
-"""No separate check definitions are left for slide_tiles (its checks are ``check_specs`` on the
-asset); kept empty for ``benchmarks/orchestration.py``, which still imports the name."""
