@@ -134,6 +134,24 @@ def torch_threads(num: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush float32 denormals to zero while training, then switch it off again.
+
+    AdamW moments of weights whose gradient stays zero (units whose ReLU is off for every row)
+    decay geometrically through the denormal range, where x86 arithmetic is about a hundred
+    times slower: measured on 2 seeds at m = 2, epoch time grew from 0.86 s to 3.7 s over five
+    epochs without this and stayed at 0.86 s with it. Only values below 1.2e-38 change, far
+    below the rounding step of any weight. The mode is per thread: it covers the calling thread
+    and intra-op worker threads started after it (a fresh process, or ``threads = 1``).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def fit_renn(
     data: RennData,
     spec: RennSpec,
@@ -150,6 +168,17 @@ def fit_renn(
     ``device`` is where the parameters and every per-step tensor live (``cpu``, ``cuda``, ...);
     the returned parameters are on the CPU.
     """
+    with flush_denormals():
+        return _fit(data, spec, checkpoint_dir, on_epoch, device)
+
+
+def _fit(
+    data: RennData,
+    spec: RennSpec,
+    checkpoint_dir: Path | None,
+    on_epoch: Callable[[int, pd.DataFrame], None] | None,
+    device: str | torch.device,
+) -> RennFit:
     settings = resolve_settings(spec)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
     seeds = spec.seeds
