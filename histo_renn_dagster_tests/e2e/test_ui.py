@@ -57,10 +57,7 @@ def test_the_asset_graph_shows_every_asset_and_launches_one_slide(
     page.goto(f"{dagster_dev.url}/assets/slide_file")
     page.get_by_role("button", name="Materialize…").click()
     dialog = page.locator(".dagster-dialog")
-    dialog.get_by_text("Select a partition or create one").click()
-    page.keyboard.type(key)
-    page.locator(".dagster-popover").locator("span", has_text=key).first.click()
-    page.keyboard.press("Escape")
+    _pick_partition(page, dialog, key)
     started = time.time()
     dialog.get_by_role("button", name="Launch 1 run").click()
 
@@ -72,6 +69,28 @@ def test_the_asset_graph_shows_every_asset_and_launches_one_slide(
 
     assert wait_for(f"the run of slide_file[{key}]", finished, timeout=300, every=3) == "SUCCESS"
     assert key in dagster_dev.materialized_partitions("slide_file")
+
+
+def _pick_partition(page: Any, dialog: Any, key: str, attempts: int = 3) -> None:
+    """Choose ``key`` in the launch dialog's partition picker. A fresh browser profile shows
+    Dagster's community dialog at a moment of its choosing; when it lands while the picker is
+    open, dismissing it (the page fixture's Skip handler) closes the picker, so open it again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        dialog.get_by_text("Select a partition or create one").click()
+        page.keyboard.type(key)
+        try:
+            page.locator(".dagster-popover").locator("span", has_text=key).first.click(
+                timeout=15_000
+            )
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        page.keyboard.press("Escape")
+        return
 
 
 def test_every_design_asset_is_defined(dagster_dev: DagsterDev) -> None:
