@@ -196,8 +196,11 @@ def sigma2_b_by_m(models: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 
     out: dict[str, dict[str, float | None]] = {}
     for loss, rows in models.groupby("loss_func", sort=False):
-        means = rows.groupby("m")["sigma2_b"].mean()
-        out[str(loss)] = {str(m): _round(means[m]) for m in sorted(means.index, key=order)}
+        means: dict[object, list[float]] = {}
+        for m, value in zip(rows["m"], rows["sigma2_b"], strict=True):
+            means.setdefault(m, []).append(float(value))
+        ordered = sorted(means.items(), key=lambda item: order(item[0]))
+        out[str(loss)] = {str(m): _round(sum(v) / len(v)) for m, v in ordered}
     return out
 
 

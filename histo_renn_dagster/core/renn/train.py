@@ -211,7 +211,7 @@ def _fit(
     var_names = ("log_s2e", "log_s2b") if uses_random_effect(spec.loss) else ("log_s2e",)
     trainable = [*f_names, *var_names]
     # The MLP is differentiated by hand (MLPStep); autograd only sees the loss head.
-    step = None if intercept_only else MLPStep(params, x)
+    step = None if x is None else MLPStep(params, x)  # x is None exactly when intercept-only
     for name in var_names if step is not None else trainable:
         params[name].requires_grad_(True)
     optimiser = StackedAdamW(

@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pandas.util import hash_pandas_object
 from pydantic import Field
 
 from histo_renn_dagster.core.gdc.listing import (
@@ -25,7 +26,7 @@ class ManifestConfig(dg.Config):
 
 
 def _frame_version(frame: pd.DataFrame) -> dg.DataVersion:
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    hashed = hash_pandas_object(frame, index=False).to_numpy()  # type: ignore[operator]
     return dg.DataVersion(hashlib.sha256(hashed.tobytes()).hexdigest()[:32])
 
 

@@ -23,9 +23,7 @@ def test_hand_backward_equals_autograd_including_padded_rows() -> None:
         leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         expected_f = forward_rows(leaves, x, rows)
         names = [k for k in leaves if k[0] in "wb"]
-        expected = torch.autograd.grad(
-            (expected_f * upstream).sum(), [leaves[k] for k in names]
-        )
+        expected = torch.autograd.grad((expected_f * upstream).sum(), [leaves[k] for k in names])
         torch.testing.assert_close(f, expected_f.detach(), rtol=0, atol=1e-12)
         for name, want in zip(names, expected, strict=True):
             torch.testing.assert_close(grads[name], want, rtol=0, atol=1e-12, msg=name)
