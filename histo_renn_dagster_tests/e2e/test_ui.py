@@ -54,10 +54,7 @@ def test_the_asset_graph_shows_every_asset_and_launches_one_slide(
 
     key = DEMO_SLIDES[2]
     assert key in dagster_dev.partition_keys("slide_file")
-    page.goto(f"{dagster_dev.url}/assets/slide_file")
-    page.get_by_role("button", name="Materialize…").click()
-    dialog = page.locator(".dagster-dialog")
-    _pick_partition(page, dialog, key)
+    dialog = _launch_dialog_for_partition(page, f"{dagster_dev.url}/assets/slide_file", key)
     started = time.time()
     dialog.get_by_role("button", name="Launch 1 run").click()
 
@@ -71,26 +68,32 @@ def test_the_asset_graph_shows_every_asset_and_launches_one_slide(
     assert key in dagster_dev.materialized_partitions("slide_file")
 
 
-def _pick_partition(page: Any, dialog: Any, key: str, attempts: int = 3) -> None:
-    """Choose ``key`` in the launch dialog's partition picker. A fresh browser profile shows
-    Dagster's community dialog at a moment of its choosing; when it lands while the picker is
-    open, dismissing it (the page fixture's Skip handler) closes the picker, so open it again."""
+def _launch_dialog_for_partition(page: Any, asset_url: str, key: str, attempts: int = 3) -> Any:
+    """Open the asset's launch dialog and choose partition ``key`` in its picker.
+
+    A fresh browser profile shows Dagster's community dialog at a moment of its choosing; when it
+    lands while the picker is open, dismissing it (the page fixture's Skip handler) closes the
+    picker or takes the typed text. Then the page is loaded again and the dialog opened afresh.
+    """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(attempts):
+        page.goto(asset_url)
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.locator(".dagster-dialog")
         dialog.get_by_text("Select a partition or create one").click()
-        page.keyboard.type(key)
+        popover = page.locator(".dagster-popover")
         try:
-            page.locator(".dagster-popover").locator("span", has_text=key).first.click(
-                timeout=15_000
-            )
+            popover.first.wait_for(state="visible", timeout=20_000)  # typing goes to its input
+            page.keyboard.type(key)
+            popover.locator("span", has_text=key).first.click(timeout=20_000)
         except PlaywrightTimeout:
             if attempt == attempts - 1:
                 raise
-            page.keyboard.press("Escape")
             continue
         page.keyboard.press("Escape")
-        return
+        return dialog
+    raise AssertionError("unreachable")
 
 
 def test_every_design_asset_is_defined(dagster_dev: DagsterDev) -> None:
