@@ -162,7 +162,8 @@ def load_backbone(
         )
     entry = backbone_entry(name)
     if weights == RANDOM:
-        model = entry.build()
+        with seeded_init(seed):  # building draws weights: keep the caller's generator as it was
+            model = entry.build()
         model.load_state_dict(_random_state(name, seed))
         info = random_weights(seed)
     else:
