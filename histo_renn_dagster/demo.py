@@ -78,30 +78,24 @@ def _materialized(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
     return instance.get_latest_materialization_event(key) is not None
 
 
-def _latest_timestamp(
+def _latest_record(
     instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
-) -> float | None:
-    """When ``key`` (any partition, or ``partition``) was last materialized; None if never."""
-    if partition is None:
-        event = instance.get_latest_materialization_event(key)
-        return None if event is None else event.timestamp
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-    ).records
-    return records[0].timestamp if records else None
-
-
-def _latest_metadata(instance: dg.DagsterInstance, name: str, partition: str | None) -> dict:
+) -> dg.EventLogRecord | None:
+    """The last materialization of ``key`` (any partition, or ``partition``); None if never."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey(name),
-            asset_partitions=None if partition is None else [partition],
+            asset_key=key, asset_partitions=None if partition is None else [partition]
         ),
         limit=1,
     ).records
-    if not records or records[0].asset_materialization is None:
-        return {}
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    return records[0] if records else None
+
+
+def _latest_timestamp(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
+) -> float | None:
+    record = _latest_record(instance, key, partition)
+    return None if record is None else record.timestamp
 
 
 def _up_to_date(
@@ -113,13 +107,15 @@ def _up_to_date(
 ) -> bool:
     """Materialized after every input last changed, with the same ``config`` values recorded in
     its metadata: running it again would redo the same work."""
-    own = _latest_timestamp(instance, dg.AssetKey(name), partition)
-    if own is None:
+    record = _latest_record(instance, dg.AssetKey(name), partition)
+    if record is None:
         return False
     if config:
-        recorded = _latest_metadata(instance, name, partition)
+        event = record.asset_materialization
+        recorded = {} if event is None else {k: v.value for k, v in event.metadata.items()}
         if any(recorded.get(k) != v for k, v in config.items()):
             return False
+    own = record.timestamp
     inputs = [_latest_timestamp(instance, dg.AssetKey(d)) for d in deps]
     return all(t is None or t <= own for t in inputs)
 
